@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/spf13/cobra"
+
+	"github.com/kubeboot/kubeboot/firstboot"
+	"github.com/kubeboot/kubeboot/pkg/host"
+	"github.com/kubeboot/kubeboot/pkg/version"
+)
+
+type initFlags struct {
+	configFile   string
+	root         string
+	dryRun       bool
+	skipPhases   []string
+	ignoreErrors []string
+}
+
+func newInitCommand(g *globalFlags) *cobra.Command {
+	f := &initFlags{}
+	phases := firstboot.InitPhases()
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Make this machine the first control-plane node of a new cluster",
+		Long: "Run the init flow: " + strings.Join(firstboot.Names(phases), ", ") + ".\n" +
+			"Completed phases are recorded in the state journal; a re-run skips what is done and redoes what changed.",
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := firstboot.CheckSkip(phases, f.skipPhases); err != nil {
+				return usageError{err}
+			}
+			return runFlow(cmd, g, f, phases, f.skipPhases)
+		},
+	}
+	fl := cmd.PersistentFlags()
+	fl.StringVar(&f.configFile, "config", "", "configuration file (multi-document YAML; - for standard input); the embedded defaults when empty")
+	fl.StringVar(&f.root, "root", "/", "root prefix for every file kubeboot reads and writes")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "render every file under --root and skip the steps that act on the host")
+	cmd.Flags().StringSliceVar(&f.skipPhases, "skip-phases", nil, "phases to skip, comma-separated")
+	fl.StringSliceVar(&f.ignoreErrors, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings, comma-separated, or all")
+
+	phaseCmd := &cobra.Command{Use: "phase", Short: "Run one phase of the init flow"}
+	for _, p := range phases {
+		if p.Name == "config" {
+			continue
+		}
+		name := p.Name
+		phaseCmd.AddCommand(&cobra.Command{
+			Use:   name,
+			Short: p.Short,
+			Args:  exactArgs(0),
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				// One phase alone: the configuration, then that phase. Its
+				// prerequisites are read from disk, as after a reboot.
+				var skip []string
+				for _, q := range phases {
+					if q.Name != "config" && q.Name != name {
+						skip = append(skip, q.Name)
+					}
+				}
+				return runFlow(cmd, g, f, phases, skip)
+			},
+		})
+	}
+	cmd.AddCommand(phaseCmd)
+	return cmd
+}
+
+func runFlow(cmd *cobra.Command, g *globalFlags, f *initFlags, phases []firstboot.Phase, skip []string) error {
+	opts := firstboot.Options{
+		Root:                  f.root,
+		DryRun:                f.dryRun,
+		SkipPhases:            skip,
+		IgnorePreflightErrors: f.ignoreErrors,
+		Facts:                 host.Facts{},
+		Out:                   cmd.OutOrStdout(),
+		Log:                   g.logger(),
+		Version:               version.Version,
+	}
+	if f.configFile != "" {
+		name, data, err := readConfig(f.configFile, cmd.InOrStdin())
+		if err != nil {
+			return err
+		}
+		opts.ConfigSource, opts.ConfigData = name, data
+	}
+	if os.Getenv("NOTIFY_SOCKET") != "" {
+		opts.Notify = func(state string) { daemon.SdNotify(false, state) }
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// Load the configuration before anything runs, so that bad input exits
+	// with status 2 and nothing written.
+	cfg, err := firstboot.LoadConfig(opts)
+	if err != nil {
+		return err
+	}
+	run := &firstboot.Run{Options: opts, Cfg: cfg}
+	tl, err := firstboot.Execute(ctx, run, phases)
+	if tl != nil && len(skip) < len(phases)-1 {
+		tl.Print(cmd.OutOrStdout())
+	}
+	if err != nil {
+		return err
+	}
+	if f.dryRun {
+		var skipped []string
+		for _, s := range tl.Steps {
+			if s.Status == firstboot.StatusDryRun {
+				skipped = append(skipped, s.Phase)
+			}
+		}
+		if len(skipped) > 0 {
+			fmt.Fprintf(cmd.OutOrStdout(), "\nDry run: files written under %s; host steps skipped: %s\n", f.root, strings.Join(skipped, ", "))
+		} else {
+			fmt.Fprintf(cmd.OutOrStdout(), "\nDry run: files written under %s\n", f.root)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,44 @@
+// Command kubeboot turns a freshly booted machine into a Kubernetes node.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/kubeboot/kubeboot/pkg/config"
+)
+
+// Exit statuses, as kubeadm users expect them.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// usageError marks bad command-line usage (exit status 2).
+type usageError struct{ error }
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cmd := newRootCommand()
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(os.Stderr, "error:", err)
+	var ue usageError
+	if errors.As(err, &ue) || config.IsInvalid(errors.Unwrap(err)) || config.IsInvalid(err) || isConfigError(err) {
+		return exitUsage
+	}
+	return exitFailure
+}
+
+func isConfigError(err error) bool {
+	var ce *config.Error
+	return errors.As(err, &ce)
+}

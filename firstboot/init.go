@@ -1,0 +1,10 @@
+package firstboot
+
+// InitPhases is the init flow, in kubeadm 1.37's order with kubeboot's
+// additions (../shared/docs/init-flow.md maps every step).
+func InitPhases() []Phase {
+	return []Phase{
+		configPhase,
+		kubeletStartPhase,
+	}
+}

@@ -1,0 +1,47 @@
+package firstboot
+
+import (
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/kubeboot/kubeboot/pkg/config"
+	"github.com/kubeboot/kubeboot/pkg/rootfs"
+)
+
+// Options are what the command line decides.
+type Options struct {
+	// Root prefixes every host path kubeboot writes or reads; "" is "/".
+	Root   string
+	DryRun bool
+	// SkipPhases and IgnorePreflightErrors follow kubeadm's flags.
+	SkipPhases            []string
+	IgnorePreflightErrors []string
+	// ConfigSource names ConfigData in messages; empty data means defaults.
+	ConfigSource string
+	ConfigData   []byte
+	Facts        config.HostFacts
+	Out          io.Writer
+	Log          *slog.Logger
+	Version      string
+	Now          func() time.Time
+	// Notify sends sd_notify messages; nil sends nothing.
+	Notify func(state string)
+}
+
+// Run is the state of one run of a flow, shared by its phases. Phases pass
+// results to later phases through the files they write, not through
+// fields here, so that any phase can run alone and after a reboot.
+type Run struct {
+	Options
+	Cfg     *config.Config
+	Writer  rootfs.Writer
+	Journal *Journal
+}
+
+func (r *Run) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
