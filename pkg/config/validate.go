@@ -19,6 +19,7 @@ import (
 // Validate checks a defaulted configuration and returns every problem found.
 func Validate(c *Config) error {
 	all := &Error{}
+	var derived []*FieldError
 	for _, v := range []struct {
 		kind string
 		fn   func(*Config, *docErrors)
@@ -31,7 +32,17 @@ func Validate(c *Config) error {
 	} {
 		e := c.errorsFor(v.kind)
 		v.fn(c, e)
-		all.Errs = append(all.Errs, e.errs...)
+		if _, given := c.docs[v.kind]; given {
+			all.Errs = append(all.Errs, e.errs...)
+		} else {
+			derived = append(derived, e.errs...)
+		}
+	}
+	// A document the user did not give holds only defaults, some derived
+	// from other documents (kube-proxy's clusterCIDR from the pod subnet):
+	// its errors repeat one already reported, so they are shown only alone.
+	if len(all.Errs) == 0 {
+		all.Errs = derived
 	}
 	if len(all.Errs) > 0 {
 		return all
