@@ -5,6 +5,8 @@ package firstboot
 func InitPhases() []Phase {
 	return []Phase{
 		configPhase,
+		certsPhase,
+		kubeconfigPhase,
 		kubeletStartPhase,
 	}
 }

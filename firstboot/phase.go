@@ -33,6 +33,8 @@ type Output struct {
 	// Remove lists host paths the phase wants gone (e.g. a file it no
 	// longer renders because a feature was switched off).
 	Remove []string
+	// Warnings are shown to the user and logged.
+	Warnings []string
 }
 
 // HostOnly tells whether a phase does nothing but act on the host.

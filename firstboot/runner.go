@@ -114,6 +114,12 @@ func (r *Run) runPhase(ctx context.Context, p Phase, skipped bool) (step Step, e
 			return step, err
 		}
 		step.Summary = out.Summary
+		for _, w := range out.Warnings {
+			r.Log.Warn(w, "phase", p.Name)
+			if r.Out != nil {
+				fmt.Fprintf(r.Out, "[%s] warning: %s\n", p.Name, w)
+			}
+		}
 		results, err := r.Writer.Write(out.Files)
 		if err != nil {
 			step.Status = StatusFailed
