@@ -8,5 +8,13 @@ func InitPhases() []Phase {
 		certsPhase,
 		kubeconfigPhase,
 		kubeletStartPhase,
+		waitControlPlanePhase,
+		uploadConfigPhase,
+		uploadCertsPhase,
+		markControlPlanePhase,
+		bootstrapTokenPhase,
+		kubeletFinalizePhase,
+		addonsPhase,
+		joinSecretPhase,
 	}
 }

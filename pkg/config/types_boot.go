@@ -23,6 +23,9 @@ type BootConfiguration struct {
 	// JoinSecret says where init publishes the join secret.
 	JoinSecret JoinSecret `json:"joinSecret,omitempty"`
 	Audit      Audit      `json:"audit,omitempty"`
+	// UploadCerts uploads the shared certificates, encrypted, to
+	// kube-system/kubeadm-certs for control-plane joins (kubeadm's --upload-certs).
+	UploadCerts bool `json:"uploadCerts,omitempty"`
 	// EncryptionAtRest encrypts Secrets in etcd.
 	EncryptionAtRest EncryptionAtRest `json:"encryptionAtRest,omitempty"`
 }

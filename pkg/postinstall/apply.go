@@ -1,0 +1,183 @@
+// Package postinstall creates the cluster objects kubeadm 1.37 creates
+// after the control plane is up, with kubeadm's names and contents so that
+// `kubeadm join` and `kubeadm upgrade` work against a kubeboot cluster.
+// Objects are built by pure functions; Applier applies them with
+// server-side apply under the field manager "kubeboot".
+package postinstall
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+)
+
+// FieldManager owns every field kubeboot applies.
+const FieldManager = "kubeboot"
+
+// resources maps the kinds kubeboot creates to their API resources; a
+// static table keeps discovery (and its round trips) out of first boot.
+var resources = map[schema.GroupVersionKind]struct {
+	resource   string
+	namespaced bool
+}{
+	{Version: "v1", Kind: "ConfigMap"}:                                              {"configmaps", true},
+	{Version: "v1", Kind: "Secret"}:                                                 {"secrets", true},
+	{Version: "v1", Kind: "Service"}:                                                {"services", true},
+	{Version: "v1", Kind: "ServiceAccount"}:                                         {"serviceaccounts", true},
+	{Version: "v1", Kind: "Node"}:                                                   {"nodes", false},
+	{Group: "apps", Version: "v1", Kind: "Deployment"}:                              {"deployments", true},
+	{Group: "apps", Version: "v1", Kind: "DaemonSet"}:                               {"daemonsets", true},
+	{Group: "policy", Version: "v1", Kind: "PodDisruptionBudget"}:                   {"poddisruptionbudgets", true},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "Role"}:               {"roles", true},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleBinding"}:        {"rolebindings", true},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole"}:        {"clusterroles", false},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBinding"}: {"clusterrolebindings", false},
+}
+
+// Applier applies objects with server-side apply, retrying transient
+// failures (an API server restarting mid-way) until Timeout per object.
+type Applier struct {
+	Client  dynamic.Interface
+	Timeout time.Duration
+}
+
+// Applied reports one object.
+type Applied struct {
+	Kind, Namespace, Name string
+	// Changed is false when the object already had this content.
+	Changed bool
+}
+
+// Apply applies objects in order and stops at the first failure.
+func (a Applier) Apply(ctx context.Context, objs ...runtime.Object) ([]Applied, error) {
+	var out []Applied
+	for _, obj := range objs {
+		res, err := a.apply(ctx, obj)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+func (a Applier) apply(ctx context.Context, obj runtime.Object) (Applied, error) {
+	u, err := toUnstructured(obj)
+	if err != nil {
+		return Applied{}, err
+	}
+	gvk := u.GroupVersionKind()
+	res, ok := resources[gvk]
+	if !ok {
+		return Applied{}, fmt.Errorf("apply %s %s: kind not known to kubeboot", gvk.Kind, u.GetName())
+	}
+	gvr := gvk.GroupVersion().WithResource(res.resource)
+	var ri dynamic.ResourceInterface = a.Client.Resource(gvr)
+	if res.namespaced {
+		ri = a.Client.Resource(gvr).Namespace(u.GetNamespace())
+	}
+	what := fmt.Sprintf("%s %s", gvk.Kind, qualified(u.GetNamespace(), u.GetName()))
+	result := Applied{Kind: gvk.Kind, Namespace: u.GetNamespace(), Name: u.GetName()}
+	err = Retry(ctx, a.Timeout, func(ctx context.Context) error {
+		before := ""
+		if cur, err := ri.Get(ctx, u.GetName(), metav1.GetOptions{}); err == nil {
+			before = cur.GetResourceVersion()
+		} else if !apierrors.IsNotFound(err) {
+			return err
+		}
+		after, err := ri.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+		if err != nil {
+			return err
+		}
+		result.Changed = after.GetResourceVersion() != before
+		return nil
+	})
+	if err != nil {
+		return result, fmt.Errorf("apply %s: %w", what, err)
+	}
+	return result, nil
+}
+
+func qualified(ns, name string) string {
+	if ns == "" {
+		return name
+	}
+	return ns + "/" + name
+}
+
+// toUnstructured drops the fields a typed object always serialises but an
+// apply must not claim (creationTimestamp: null, empty status).
+func toUnstructured(obj runtime.Object) (*unstructured.Unstructured, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{Object: m}
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	unstructured.RemoveNestedField(u.Object, "status")
+	unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "creationTimestamp")
+	if u.GetKind() == "" || u.GetAPIVersion() == "" {
+		return nil, fmt.Errorf("object %s has no apiVersion/kind", u.GetName())
+	}
+	return u, nil
+}
+
+// Retry runs fn until it succeeds, fails permanently, or timeout passes.
+// Transient means: the API server is restarting, overloaded or not yet
+// serving (connection refused or reset, 429, 5xx, timeouts).
+func Retry(ctx context.Context, timeout time.Duration, fn func(context.Context) error) error {
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	deadline := time.Now().Add(timeout)
+	backoff := 100 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, min(15*time.Second, time.Until(deadline)+time.Millisecond))
+		err := fn(cctx)
+		cancel()
+		if err == nil || !Transient(err) {
+			return err
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			return fmt.Errorf("gave up after %s: %w", timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+// Transient tells errors worth retrying from final answers.
+func Transient(err error) bool {
+	switch {
+	case apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsTooManyRequests(err),
+		apierrors.IsInternalError(err), apierrors.IsServiceUnavailable(err), apierrors.IsUnexpectedServerError(err):
+		return true
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var se *apierrors.StatusError
+	if errors.As(err, &se) && se.ErrStatus.Code >= 500 {
+		return true
+	}
+	return false
+}
