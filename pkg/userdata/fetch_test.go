@@ -135,9 +135,9 @@ func TestFetchAttemptsAndPermanent(t *testing.T) {
 func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://user:pw@host:8443/p/config.ign?X-Amz-Signature=abc#f": "https://host:8443/p/config.ign (query redacted)",
-		"http://host/path":       "http://host/path",
-		"data:,secret":           "data: URL (12 bytes)",
-		"http://[bad/x?token=t":  "http://[bad/x",
+		"http://host/path":      "http://host/path",
+		"data:,secret":          "data: URL (12 bytes)",
+		"http://[bad/x?token=t": "http://[bad/x",
 		"http://u:p@[bad/x?t=1": "http://[bad/x",
 	} {
 		if got := RedactURL(in); got != want {

@@ -62,11 +62,11 @@ func TestFindPrecedence(t *testing.T) {
 	seed := map[string]string{"user-data": "#cloud-config\nwrite_files:\n- path: /etc/from-nocloud\n", "meta-data": "instance-id: iid-1\nlocal-hostname: node-1\n"}
 
 	for _, tc := range []struct {
-		name                    string
-		file, cmdline, fwcfg    string
-		baked                   string
-		seed                    map[string]string
-		wantSource, wantFile    string
+		name                 string
+		file, cmdline, fwcfg string
+		baked                string
+		seed                 map[string]string
+		wantSource, wantFile string
 	}{
 		{"file wins", fileArg, "ignition.config.url=" + dataURL, ignCfg("from-fwcfg"), testConfig, seed, "file " + fileArg, "/etc/from-file"},
 		{"cmdline over fw_cfg", "", "ro ignition.config.url=" + dataURL, ignCfg("from-fwcfg"), testConfig, seed, "kernel command line ignition.config.url=data: URL", "/etc/from-cmdline"},
