@@ -278,4 +278,3 @@ var kubeletFinalizePhase = Phase{
 			Summary: "kubelet.conf now uses " + kubeletClientCurrent}, nil
 	},
 }
-

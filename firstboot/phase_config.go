@@ -11,7 +11,7 @@ import (
 // the options carry (or the defaults when they carry none).
 func LoadConfig(o Options) (*config.Config, error) {
 	var cfg *config.Config
-	if len(o.ConfigData) == 0 {
+	if o.ConfigSource == "" {
 		cfg = config.Defaults()
 	} else {
 		c, err := config.Load(o.ConfigSource, o.ConfigData)
@@ -23,8 +23,6 @@ func LoadConfig(o Options) (*config.Config, error) {
 	if err := config.Resolve(cfg, o.Facts); err != nil {
 		return nil, err
 	}
-	// kube-proxy's bind address follows the advertise address's family,
-	// which is only known once resolved.
 	return cfg, nil
 }
 

@@ -17,7 +17,7 @@ type Options struct {
 	// SkipPhases and IgnorePreflightErrors follow kubeadm's flags.
 	SkipPhases            []string
 	IgnorePreflightErrors []string
-	// ConfigSource names ConfigData in messages; empty data means defaults.
+	// ConfigSource names ConfigData in messages; no source means defaults.
 	ConfigSource string
 	ConfigData   []byte
 	Facts        config.HostFacts

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/kubeboot/kubeboot/pkg/config"
 )
@@ -32,7 +33,7 @@ func run(args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "error:", err)
 	var ue usageError
-	if errors.As(err, &ue) || config.IsInvalid(errors.Unwrap(err)) || config.IsInvalid(err) || isConfigError(err) {
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || config.IsInvalid(errors.Unwrap(err)) || config.IsInvalid(err) || isConfigError(err) {
 		return exitUsage
 	}
 	return exitFailure
