@@ -4,6 +4,7 @@ package firstboot
 // additions (../shared/docs/init-flow.md maps every step).
 func InitPhases() []Phase {
 	return []Phase{
+		userdataPhase,
 		configPhase,
 		certsPhase,
 		kubeconfigPhase,

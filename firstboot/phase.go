@@ -35,6 +35,9 @@ type Output struct {
 	Remove []string
 	// Warnings are shown to the user and logged.
 	Warnings []string
+	// Write, when set, writes what plain files cannot express (owners,
+	// links, appends) through the runner's writer, so under the root prefix.
+	Write func(rootfs.Writer) error
 }
 
 // HostOnly tells whether a phase does nothing but act on the host.

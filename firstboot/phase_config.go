@@ -11,6 +11,12 @@ import (
 // the options carry (or the defaults when they carry none).
 func LoadConfig(o Options) (*config.Config, error) {
 	var cfg *config.Config
+	if o.ConfigSource == "" && o.Userdata != nil && len(o.Userdata.Config) > 0 {
+		o.ConfigSource, o.ConfigData = o.Userdata.Source, o.Userdata.Config
+	}
+	if o.Userdata != nil && o.Userdata.Hostname != "" {
+		o.Facts = metaDataFacts{HostFacts: o.Facts, hostname: o.Userdata.Hostname}
+	}
 	if o.ConfigSource == "" {
 		cfg = config.Defaults()
 	} else {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/kubeboot/kubeboot/pkg/config"
 	"github.com/kubeboot/kubeboot/pkg/rootfs"
+	"github.com/kubeboot/kubeboot/pkg/userdata"
 )
 
 // Options are what the command line decides.
@@ -25,6 +26,14 @@ type Options struct {
 	Log          *slog.Logger
 	Version      string
 	Now          func() time.Time
+	// Userdata is what the userdata sources held, if anything.
+	Userdata *userdata.Result
+	// AllowNewInstance accepts a new NoCloud instance-id on a disk that
+	// another instance initialised.
+	AllowNewInstance bool
+	// Force runs phases even when the journal says they are done, as
+	// `init phase NAME` does.
+	Force bool
 	// Notify sends sd_notify messages; nil sends nothing.
 	Notify func(state string)
 }

@@ -101,7 +101,7 @@ func (r *Run) runPhase(ctx context.Context, p Phase, skipped bool) (step Step, e
 			return step, err
 		}
 		hash = h
-		if r.Journal.done(r.Writer, p.Name, hash) {
+		if !r.Force && r.Journal.done(r.Writer, p.Name, hash) {
 			step.Status = StatusAlreadyDone
 			return step, nil
 		}
@@ -131,6 +131,12 @@ func (r *Run) runPhase(ctx context.Context, p Phase, skipped bool) (step Step, e
 				step.Written++
 			}
 			r.Log.Debug("file", "phase", p.Name, "path", f.Path, "result", results[f.Path].String(), "mode", fmt.Sprintf("%#o", f.Mode))
+		}
+		if out.Write != nil {
+			if err := out.Write(r.Writer); err != nil {
+				step.Status = StatusFailed
+				return step, err
+			}
 		}
 		for _, path := range out.Remove {
 			if err := r.Writer.Remove(path); err != nil {

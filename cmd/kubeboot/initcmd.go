@@ -17,11 +17,14 @@ import (
 )
 
 type initFlags struct {
-	configFile   string
-	root         string
-	dryRun       bool
-	skipPhases   []string
-	ignoreErrors []string
+	configFile       string
+	userdataFile     string
+	allowNewInstance bool
+	root             string
+	dryRun           bool
+	skipPhases       []string
+	ignoreErrors     []string
+	force            bool
 }
 
 func newInitCommand(g *globalFlags) *cobra.Command {
@@ -42,6 +45,8 @@ func newInitCommand(g *globalFlags) *cobra.Command {
 	}
 	fl := cmd.PersistentFlags()
 	fl.StringVar(&f.configFile, "config", "", "configuration file (multi-document YAML; - for standard input); the embedded defaults when empty")
+	fl.StringVar(&f.userdataFile, "userdata", "", "userdata file (Ignition or cloud-init); otherwise the kernel command line, fw_cfg, a NoCloud disk and /etc/kubeboot/config.yaml are searched")
+	fl.BoolVar(&f.allowNewInstance, "allow-new-instance", false, "accept a NoCloud instance-id that differs from the one that initialised this disk")
 	fl.StringVar(&f.root, "root", "/", "root prefix for every file kubeboot reads and writes")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "render every file under --root and skip the steps that act on the host")
 	cmd.Flags().StringSliceVar(&f.skipPhases, "skip-phases", nil, "phases to skip, comma-separated")
@@ -60,6 +65,7 @@ func newInitCommand(g *globalFlags) *cobra.Command {
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				// One phase alone: the configuration, then that phase. Its
 				// prerequisites are read from disk, as after a reboot.
+				f.force = true
 				var skip []string
 				for _, q := range phases {
 					if q.Name != "config" && q.Name != name {
@@ -84,6 +90,8 @@ func runFlow(cmd *cobra.Command, g *globalFlags, f *initFlags, phases []firstboo
 		Out:                   cmd.OutOrStdout(),
 		Log:                   g.logger(),
 		Version:               version.Version,
+		AllowNewInstance:      f.allowNewInstance,
+		Force:                 f.force,
 	}
 	if f.configFile != "" {
 		name, data, err := readConfig(f.configFile, cmd.InOrStdin())
@@ -97,6 +105,14 @@ func runFlow(cmd *cobra.Command, g *globalFlags, f *initFlags, phases []firstboo
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Userdata is read and decoded completely before anything is written.
+	if f.configFile == "" || f.userdataFile != "" {
+		ud, err := findUserdata(ctx, f.root, f.userdataFile, f.dryRun)
+		if err != nil {
+			return err
+		}
+		opts.Userdata = ud
+	}
 	// Load the configuration before anything runs, so that bad input exits
 	// with status 2 and nothing written.
 	cfg, err := firstboot.LoadConfig(opts)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/kubeboot/kubeboot/pkg/config"
+	"github.com/kubeboot/kubeboot/pkg/userdata"
 )
 
 // Exit statuses, as kubeadm users expect them.
@@ -39,7 +40,9 @@ func run(args []string) int {
 	return exitFailure
 }
 
+// isConfigError: bad configuration or bad userdata is bad input (exit 2).
 func isConfigError(err error) bool {
 	var ce *config.Error
-	return errors.As(err, &ce)
+	var ue *userdata.Error
+	return errors.As(err, &ce) || errors.As(err, &ue)
 }

@@ -48,20 +48,35 @@ func (w Writer) HostPath(p string) string {
 // Write writes every file and reports per path what happened. Files whose
 // contents and mode already match are left alone so that a re-run changes
 // nothing, not even modification times.
+//
+// Each file is synced before its rename; each directory is synced once
+// after all renames into it, which makes a batch durable at the cost of
+// one directory sync per directory rather than per file.
 func (w Writer) Write(files []File) (map[string]Result, error) {
 	results := make(map[string]Result, len(files))
+	dirs := map[string]bool{}
 	for _, f := range files {
-		r, err := w.WriteFile(f)
+		r, err := w.writeFile(f, dirs)
 		if err != nil {
 			return results, err
 		}
 		results[f.Path] = r
 	}
+	for dir := range dirs {
+		if err := syncDir(dir); err != nil {
+			return results, fmt.Errorf("sync %s: %w", dir, err)
+		}
+	}
 	return results, nil
 }
 
-// WriteFile writes one file; see Write.
+// WriteFile writes one file durably; see Write.
 func (w Writer) WriteFile(f File) (Result, error) {
+	res, err := w.Write([]File{f})
+	return res[f.Path], err
+}
+
+func (w Writer) writeFile(f File, dirs map[string]bool) (Result, error) {
 	target := w.HostPath(f.Path)
 	if err := w.checkInsideRoot(target); err != nil {
 		return Unchanged, err
@@ -96,6 +111,7 @@ func (w Writer) WriteFile(f File) (Result, error) {
 	if err := atomicWrite(dir, target, f.Data, mode); err != nil {
 		return Unchanged, fmt.Errorf("write %s: %w", f.Path, err)
 	}
+	dirs[dir] = true
 	return result, nil
 }
 
@@ -137,7 +153,7 @@ func atomicWrite(dir, target string, data []byte, mode fs.FileMode) error {
 		return err
 	}
 	ok = true
-	return syncDir(dir)
+	return nil
 }
 
 func syncDir(dir string) error {
