@@ -30,11 +30,14 @@ var addonsPhase = Phase{
 		if err != nil {
 			return "", err
 		}
-		// A user who scaled CoreDNS keeps their replica count: the count is
-		// applied only when the Deployment is created.
+		// A user who scaled CoreDNS keeps their replica count. Leaving the
+		// field out of the apply is only safe when someone else owns it: if
+		// kubeboot still did, the API server would drop it and fall back to
+		// one replica.
 		for _, o := range dns {
 			if d, ok := o.(*appsv1.Deployment); ok {
-				if _, err := admin.Typed.AppsV1().Deployments(d.Namespace).Get(ctx, d.Name, metav1.GetOptions{}); err == nil {
+				cur, err := admin.Typed.AppsV1().Deployments(d.Namespace).Get(ctx, d.Name, metav1.GetOptions{})
+				if err == nil && cur.Spec.Replicas != nil && d.Spec.Replicas != nil && *cur.Spec.Replicas != *d.Spec.Replicas {
 					d.Spec.Replicas = nil
 				}
 			}

@@ -181,7 +181,7 @@ var markControlPlanePhase = Phase{
 			return "", err
 		}
 		var changed bool
-		err = postinstall.Retry(ctx, r.Cfg.Init.Timeouts.KubernetesAPICall.Duration, func(ctx context.Context) error {
+		err = postinstall.Retry(ctx, r.Cfg.Init.Timeouts.KubernetesAPICall.Duration, postinstall.ReadyFunc(admin.Typed), func(ctx context.Context) error {
 			n, err := admin.Typed.CoreV1().Nodes().Get(ctx, nr.Name, metav1.GetOptions{})
 			if err != nil {
 				return err

@@ -68,7 +68,7 @@ func (r *Run) clients(kubeconfig string) (*postinstall.Clients, error) {
 func (r *Run) admin() (*postinstall.Clients, error) { return r.clients("/etc/kubernetes/admin.conf") }
 
 func (r *Run) applier(c *postinstall.Clients) postinstall.Applier {
-	return postinstall.Applier{Client: c.Dynamic, Timeout: r.Cfg.Init.Timeouts.KubernetesAPICall.Duration}
+	return postinstall.Applier{Client: c.Dynamic, Timeout: r.Cfg.Init.Timeouts.KubernetesAPICall.Duration, Ready: postinstall.ReadyFunc(c.Typed)}
 }
 
 func appliedSummary(res []postinstall.Applied) string {

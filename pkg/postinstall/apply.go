@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 )
 
 // FieldManager owns every field kubeboot applies.
@@ -50,6 +51,9 @@ var resources = map[schema.GroupVersionKind]struct {
 type Applier struct {
 	Client  dynamic.Interface
 	Timeout time.Duration
+	// Ready, when set, blocks until the API server is ready again after a
+	// transient failure (see Retry).
+	Ready func(context.Context) error
 }
 
 // Applied reports one object.
@@ -89,7 +93,7 @@ func (a Applier) apply(ctx context.Context, obj runtime.Object) (Applied, error)
 	}
 	what := fmt.Sprintf("%s %s", gvk.Kind, qualified(u.GetNamespace(), u.GetName()))
 	result := Applied{Kind: gvk.Kind, Namespace: u.GetNamespace(), Name: u.GetName()}
-	err = Retry(ctx, a.Timeout, func(ctx context.Context) error {
+	err = Retry(ctx, a.Timeout, a.Ready, func(ctx context.Context) error {
 		before := ""
 		if cur, err := ri.Get(ctx, u.GetName(), metav1.GetOptions{}); err == nil {
 			before = cur.GetResourceVersion()
@@ -135,8 +139,11 @@ func toUnstructured(obj runtime.Object) (*unstructured.Unstructured, error) {
 
 // Retry runs fn until it succeeds, fails permanently, or timeout passes.
 // Transient means: the API server is restarting, overloaded or not yet
-// serving (connection refused or reset, 429, 5xx, timeouts).
-func Retry(ctx context.Context, timeout time.Duration, fn func(context.Context) error) error {
+// serving (connection refused or reset, 429, 5xx, timeouts). After a
+// transient failure, ready (when set) is polled until the API server says
+// it is ready: a restarted API server answers requests before its RBAC
+// caches are filled, and those answers are a wrong "forbidden".
+func Retry(ctx context.Context, timeout time.Duration, ready func(context.Context) error, fn func(context.Context) error) error {
 	if timeout <= 0 {
 		timeout = time.Minute
 	}
@@ -158,6 +165,25 @@ func Retry(ctx context.Context, timeout time.Duration, fn func(context.Context) 
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 2*time.Second)
+		if ready != nil {
+			for time.Now().Before(deadline) {
+				rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				rerr := ready(rctx)
+				cancel()
+				if rerr == nil || ctx.Err() != nil {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+	}
+}
+
+// ReadyFunc asks the API server's /readyz through a typed client.
+func ReadyFunc(c kubernetes.Interface) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := c.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err
 	}
 }
 
