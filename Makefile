@@ -8,7 +8,13 @@ LDFLAGS := -s -w -X github.com/kubeboot/kubeboot/pkg/version.Version=$(VERSION) 
 GOFLAGS_TEST ?= -p 2
 export CGO_ENABLED := 0
 
-.PHONY: build test test-unit test-race bench demo lint clean
+.PHONY: build test test-unit test-race bench demo lint clean deps e2e-controlplane
+
+include test/k8sbin.mk
+
+# Debian packages the tests use (installed once, idempotent).
+deps:
+	test/deps.sh
 
 build: bin/kubeboot
 
@@ -20,9 +26,18 @@ test-unit:
 	$(GO) test $(GOFLAGS_TEST) ./...
 
 # Everything CI runs: unit tests with the race detector (it needs cgo),
-# then the integration tests that need built binaries.
-test: build
+# then the integration tests against real components the project builds.
+test: build deps
 	CGO_ENABLED=1 $(GO) test $(GOFLAGS_TEST) -race ./...
+	$(MAKE) e2e-controlplane
+
+# The real etcd, kube-apiserver, kube-controller-manager and kube-scheduler
+# (built once per version into a cache) run from kubeboot's manifests.
+e2e-controlplane: k8sbin
+	dirs=$$(test/k8sbin/build.sh path | tail -1); \
+	KUBEBOOT_K8S_BIN=$${dirs%%:*} KUBEBOOT_ETCD_BIN=$${dirs##*:} KUBEBOOT_BENCH_OUT=$(CURDIR)/_out/bench-controlplane.txt \
+	  $(GO) test -count=1 -v -timeout 20m ./test/controlplane/ 2>&1 | tee _out/e2e-controlplane.log | grep -E '^(=== RUN|---|PASS|FAIL|ok)|BENCH'; \
+	exit $${PIPESTATUS[0]}
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./firstboot/ ./pkg/pki/

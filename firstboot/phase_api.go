@@ -32,6 +32,10 @@ var waitControlPlanePhase = Phase{
 		withKubelet := !slices.Contains(r.SkipPhases, kubeletStartPhase.Name)
 		w := wait.Waiter{
 			Timeout: r.Cfg.Init.Timeouts.ControlPlaneComponentHealthCheck.Duration,
+			// Local health checks are cheap; a long backoff would only add
+			// up to its length to every first boot.
+			Interval:    50 * time.Millisecond,
+			MaxInterval: 200 * time.Millisecond,
 			Progress: func(name string, healthy bool, detail string, elapsed time.Duration) {
 				if r.Out != nil && (healthy || r.Log.Enabled(ctx, -4)) {
 					fmt.Fprintf(r.Out, "[wait-control-plane] %s: %s after %s\n", name, detail, round(elapsed))
@@ -132,36 +136,47 @@ var uploadCertsPhase = Phase{
 		if err != nil {
 			return "", err
 		}
-		secrets := admin.Typed.CoreV1().Secrets(metav1.NamespaceSystem)
-		existing, err := secrets.Get(ctx, postinstall.KubeadmCertsSecret, metav1.GetOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return "", err
-		}
-		if err == nil && postinstall.SameCerts(existing, files, key) {
-			res, err := r.applier(admin).Apply(ctx, postinstall.CertsRBAC()...)
-			return "certificates already uploaded; " + appliedSummary(res), err
-		}
-		tok, err := bootstraputil.GenerateBootstrapToken()
-		if err != nil {
-			return "", err
-		}
-		id, secret := tok[:6], tok[7:]
-		owner := postinstall.TokenSecret(postinstall.CertsOwnerToken(id, secret, r.now()))
-		applied, err := r.applier(admin).Apply(ctx, owner)
-		if err != nil {
-			return "", err
-		}
-		created, err := secrets.Get(ctx, owner.Name, metav1.GetOptions{})
-		if err != nil {
-			return "", err
-		}
-		s, err := postinstall.CertsSecret(files, key, created)
-		if err != nil {
-			return "", err
-		}
-		res, err := r.applier(admin).Apply(ctx, append([]runtime.Object{s}, postinstall.CertsRBAC()...)...)
-		return fmt.Sprintf("%d files uploaded, expiring in %s; %s", len(files), postinstall.CertsTokenTTL, appliedSummary(append(applied, res...))), err
+		// The reads below are not idempotent applies: retry the whole step
+		// through API server restarts.
+		var summary string
+		err = postinstall.Retry(ctx, r.Cfg.Init.Timeouts.KubernetesAPICall.Duration, postinstall.ReadyFunc(admin.Typed), func(ctx context.Context) error {
+			summary, err = uploadCerts(ctx, r, admin, files, key)
+			return err
+		})
+		return summary, err
 	},
+}
+
+func uploadCerts(ctx context.Context, r *Run, admin *postinstall.Clients, files map[string][]byte, key []byte) (string, error) {
+	secrets := admin.Typed.CoreV1().Secrets(metav1.NamespaceSystem)
+	existing, err := secrets.Get(ctx, postinstall.KubeadmCertsSecret, metav1.GetOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return "", err
+	}
+	if err == nil && postinstall.SameCerts(existing, files, key) {
+		res, err := r.applier(admin).Apply(ctx, postinstall.CertsRBAC()...)
+		return "certificates already uploaded; " + appliedSummary(res), err
+	}
+	tok, err := bootstraputil.GenerateBootstrapToken()
+	if err != nil {
+		return "", err
+	}
+	id, secret := tok[:6], tok[7:]
+	owner := postinstall.TokenSecret(postinstall.CertsOwnerToken(id, secret, r.now()))
+	applied, err := r.applier(admin).Apply(ctx, owner)
+	if err != nil {
+		return "", err
+	}
+	created, err := secrets.Get(ctx, owner.Name, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	s, err := postinstall.CertsSecret(files, key, created)
+	if err != nil {
+		return "", err
+	}
+	res, err := r.applier(admin).Apply(ctx, append([]runtime.Object{s}, postinstall.CertsRBAC()...)...)
+	return fmt.Sprintf("%d files uploaded, expiring in %s; %s", len(files), postinstall.CertsTokenTTL, appliedSummary(append(applied, res...))), err
 }
 
 var markControlPlanePhase = Phase{

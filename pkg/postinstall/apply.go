@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 
@@ -63,15 +64,27 @@ type Applied struct {
 	Changed bool
 }
 
-// Apply applies objects in order and stops at the first failure.
+// Apply applies objects concurrently (a few at a time) and returns their
+// results in the order given, or the first error. Server-side apply needs
+// no ordering between these objects: controllers wait for what is missing.
 func (a Applier) Apply(ctx context.Context, objs ...runtime.Object) ([]Applied, error) {
-	var out []Applied
-	for _, obj := range objs {
-		res, err := a.apply(ctx, obj)
+	out := make([]Applied, len(objs))
+	errs := make([]error, len(objs))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, obj := range objs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i], errs[i] = a.apply(ctx, obj)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
 			return out, err
 		}
-		out = append(out, res)
 	}
 	return out, nil
 }
