@@ -39,9 +39,10 @@ e2e-controlplane: k8sbin
 	  $(GO) test -count=1 -v -timeout 20m ./test/controlplane/ 2>&1 | tee _out/e2e-controlplane.log | grep -E '^(=== RUN|---|PASS|FAIL|ok)|BENCH'; \
 	exit $${PIPESTATUS[0]}
 
+# Render speed, allocations and the peak RSS of `kubeboot init --dry-run`;
+# figures go to docs/benchmarks.md with the machine and date.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./firstboot/ ./pkg/pki/
-	test/bench/rss.sh
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 30x ./firstboot/ ./cmd/kubeboot/ ./pkg/pki/ ./pkg/kubeconfig/
 
 # The main job on the embedded default configuration: a complete
 # control-plane node rendered into ./_out, with the phase timeline.
