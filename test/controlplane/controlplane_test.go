@@ -274,6 +274,10 @@ func TestControlPlane(t *testing.T) {
 	}
 
 	secret := readSecret(t, secretFile)
+	_, tokenSecret, _ := strings.Cut(secret.Token, ".")
+	if strings.Contains(out.String(), tokenSecret) || strings.Contains(out.String(), secret.CertificateKey) || strings.Contains(out.String(), "not-for-logs") {
+		t.Errorf("kubeboot's output shows the token, the certificate key or the sink URL's query")
+	}
 	t.Run("objects", func(t *testing.T) { checkObjects(t, e) })
 	t.Run("join secret sinks", func(t *testing.T) { checkSinks(t, e, secret) })
 	t.Run("anonymous cluster-info", func(t *testing.T) { checkClusterInfo(t, e, secret) })
