@@ -6,6 +6,7 @@ func InitPhases() []Phase {
 	return []Phase{
 		userdataPhase,
 		configPhase,
+		hostPhase,
 		certsPhase,
 		kubeconfigPhase,
 		auditPhase,

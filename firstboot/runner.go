@@ -115,10 +115,7 @@ func (r *Run) runPhase(ctx context.Context, p Phase, skipped bool) (step Step, e
 		}
 		step.Summary = out.Summary
 		for _, w := range out.Warnings {
-			r.Log.Warn(w, "phase", p.Name)
-			if r.Out != nil {
-				fmt.Fprintf(r.Out, "[%s] warning: %s\n", p.Name, w)
-			}
+			r.warn(p.Name, w)
 		}
 		results, err := r.Writer.Write(out.Files)
 		if err != nil {
@@ -199,6 +196,14 @@ func (r *Run) inputsHash(p Phase) (string, error) {
 	}
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+// warn shows a warning to the user and logs it.
+func (r *Run) warn(phase, msg string) {
+	r.Log.Warn(msg, "phase", phase)
+	if r.Out != nil {
+		fmt.Fprintf(r.Out, "[%s] warning: %s\n", phase, msg)
+	}
 }
 
 func (r *Run) notify(state string) {

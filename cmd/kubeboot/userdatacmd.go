@@ -15,6 +15,13 @@ import (
 // run never loads kernel modules on the host.
 func findUserdata(ctx context.Context, root, file string, dryRun bool) (*userdata.Result, error) {
 	s := userdata.Sources{Root: root, File: file, NoCloud: userdata.DiskSeed{Root: root, NoMount: dryRun}}
+	if !dryRun {
+		// fw_cfg appears only once its module is loaded (QEMU guests).
+		s.LoadFwCfgModule = func() error {
+			_, err := host.LoadModules(ctx, root, "", []host.Module{{Name: "qemu_fw_cfg"}}, host.KernelLoader())
+			return err
+		}
+	}
 	return userdata.Find(ctx, s)
 }
 
