@@ -206,7 +206,7 @@ func TestSecretsAreNotWorldReadableOrPrinted(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("%s%s", r.stdout, r.stderr)
 	}
-	secretFile := regexp.MustCompile(`\.key$|\.conf$|encryption/config\.yaml$|join-secret\.json$|bootstrap-tokens\.json$|certificate-key$`)
+	secretFile := regexp.MustCompile(`\.key$|^etc/kubernetes/[^/]+\.conf$|encryption/config\.yaml$|join-secret\.json$|bootstrap-tokens\.json$|certificate-key$`)
 	for p, st := range snapshot(t, root) {
 		if secretFile.MatchString(p) && !strings.HasSuffix(p, "10-kubeadm.conf") && st.mode.Perm() != 0o600 {
 			t.Errorf("%s has mode %v, want 0600", p, st.mode.Perm())
