@@ -7,6 +7,7 @@ func InitPhases() []Phase {
 		userdataPhase,
 		configPhase,
 		hostPhase,
+		preflightPhase,
 		certsPhase,
 		kubeconfigPhase,
 		auditPhase,

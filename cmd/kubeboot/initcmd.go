@@ -13,6 +13,7 @@ import (
 
 	"github.com/kubeboot/kubeboot/firstboot"
 	"github.com/kubeboot/kubeboot/pkg/host"
+	"github.com/kubeboot/kubeboot/pkg/preflight"
 	"github.com/kubeboot/kubeboot/pkg/version"
 )
 
@@ -38,6 +39,9 @@ func newInitCommand(g *globalFlags) *cobra.Command {
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := firstboot.CheckSkip(phases, f.skipPhases); err != nil {
+				return usageError{err}
+			}
+			if err := preflight.ValidateIgnore(f.ignoreErrors); err != nil {
 				return usageError{err}
 			}
 			return runFlow(cmd, g, f, phases, f.skipPhases)

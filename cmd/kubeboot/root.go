@@ -23,7 +23,7 @@ func newRootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{err}
 	})
-	root.AddCommand(newInitCommand(g), newConfigCommand(), newUserdataCommand(), newVersionCommand())
+	root.AddCommand(newInitCommand(g), newConfigCommand(), newUserdataCommand(), newPreflightCommand(), newVersionCommand())
 	return root
 }
 

@@ -143,7 +143,7 @@ joinSecret:
 
 // run starts kubeboot; onLine is called for each output line.
 func (e *env) run(extraEnv []string, onLine func(string)) (*exec.Cmd, *bytes.Buffer) {
-	cmd := exec.Command(e.kubeboot, "init", "--root", e.root, "--config", e.config, "--skip-phases", "kubelet-start")
+	cmd := exec.Command(e.kubeboot, "init", "--root", e.root, "--config", e.config, "--skip-phases", "host,preflight,kubelet-start")
 	cmd.Env = append(os.Environ(), extraEnv...)
 	var out bytes.Buffer
 	pr, pw := io.Pipe()
