@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 
+	"github.com/kubeboot/kubeboot/pkg/cri"
 	"github.com/kubeboot/kubeboot/pkg/postinstall"
 	"github.com/kubeboot/kubeboot/pkg/rootfs"
 	"github.com/kubeboot/kubeboot/pkg/wait"
@@ -42,6 +43,12 @@ var waitControlPlanePhase = Phase{
 				}
 				r.Log.Info("health", "component", name, "healthy", healthy, "detail", detail)
 			},
+		}
+		// Last log lines of failing components come from the runtime, when
+		// one answers.
+		if client, err := cri.Dial(ctx, r.Cfg.Init.NodeRegistration.CRISocket); err == nil {
+			defer client.Close()
+			w.Logs = client.Logs
 		}
 		res, err := w.Wait(ctx, wait.ControlPlane(ep.AdvertiseAddress, ep.BindPort, pool, withKubelet))
 		if err != nil {

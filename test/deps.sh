@@ -2,7 +2,7 @@
 # Installs the Debian packages the tests use, once; a no-op when they are
 # present. The mirror is whatever this machine's apt is configured with.
 set -euo pipefail
-pkgs=(genisoimage dosfstools mtools "$@")
+pkgs=(genisoimage dosfstools mtools containerd runc containernetworking-plugins iptables nftables "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

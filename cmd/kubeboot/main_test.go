@@ -193,7 +193,7 @@ func TestSecondRunChangesNothing(t *testing.T) {
 			t.Errorf("%s changed on the second run: %+v → %+v", p, b, a)
 		}
 	}
-	for _, phase := range []string{"certs", "kubeconfig", "audit", "encryption", "etcd", "control-plane", "kubelet-start"} {
+	for _, phase := range []string{"certs", "kubeconfig", "audit", "encryption", "etcd", "control-plane", "pod-network"} {
 		if !strings.Contains(r.stdout, "["+phase+"] already done") {
 			t.Errorf("phase %s not reported as already done:\n%s", phase, r.stdout)
 		}

@@ -24,6 +24,11 @@ func newRootCommand() *cobra.Command {
 		return usageError{err}
 	})
 	root.AddCommand(newInitCommand(g), newConfigCommand(), newUserdataCommand(), newPreflightCommand(), newVersionCommand())
+	for _, c := range root.Commands() {
+		if c.Name() == "config" {
+			c.AddCommand(newImagesCommand())
+		}
+	}
 	return root
 }
 

@@ -26,6 +26,8 @@ type BootConfiguration struct {
 	// UploadCerts uploads the shared certificates, encrypted, to
 	// kube-system/kubeadm-certs for control-plane joins (kubeadm's --upload-certs).
 	UploadCerts bool `json:"uploadCerts,omitempty"`
+	// PodNetwork asks for kubeboot's built-in single-node pod network.
+	PodNetwork PodNetwork `json:"podNetwork,omitempty"`
 	// EncryptionAtRest encrypts Secrets in etcd.
 	EncryptionAtRest EncryptionAtRest `json:"encryptionAtRest,omitempty"`
 }
@@ -75,4 +77,12 @@ type EncryptionAtRest struct {
 	Enabled *bool `json:"enabled,omitempty"`
 	// Provider is secretbox (default) or aescbc.
 	Provider string `json:"provider,omitempty"`
+}
+
+// PodNetwork is a bridge network for the pod subnet on this node only,
+// so that a single node works without a CNI add-on.
+type PodNetwork struct {
+	Builtin bool `json:"builtin,omitempty"`
+	// Bridge names the Linux bridge; default cni0.
+	Bridge string `json:"bridge,omitempty"`
 }

@@ -377,6 +377,14 @@ func validateBoot(c *Config, e *docErrors) {
 			e.add(f, "must not be negative, got %d", v)
 		}
 	}
+	if b.PodNetwork.Builtin {
+		if c.Cluster.Networking.PodSubnet == "" {
+			e.add("podNetwork.builtin", "the built-in pod network needs networking.podSubnet in the ClusterConfiguration")
+		}
+		if n := b.PodNetwork.Bridge; n != "" && (len(n) > 15 || strings.ContainsAny(n, "/ \t")) {
+			e.add("podNetwork.bridge", "invalid interface name %q", n)
+		}
+	}
 	switch b.EncryptionAtRest.Provider {
 	case "secretbox", "aescbc":
 	default:

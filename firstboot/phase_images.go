@@ -1,0 +1,61 @@
+package firstboot
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/kubeboot/kubeboot/pkg/cri"
+)
+
+var imagesPhase = Phase{
+	Name:  "images",
+	Short: "Import the control-plane images from the archive directory, then pull what is still missing",
+	Inputs: func(r *Run) (any, error) {
+		files, _ := cri.ArchiveFiles(r.Writer.HostPath(r.Cfg.Boot.ImageArchiveDir))
+		return []any{cri.Images(r.Cfg), files, r.Cfg.Init.NodeRegistration.CRISocket}, nil
+	},
+	Apply: func(ctx context.Context, r *Run) (string, error) {
+		nr := r.Cfg.Init.NodeRegistration
+		client, err := cri.Dial(ctx, nr.CRISocket)
+		if err != nil {
+			return "", fmt.Errorf("container runtime at %s: %w", nr.CRISocket, err)
+		}
+		defer client.Close()
+		v, err := client.Version(ctx)
+		if err != nil {
+			return "", err
+		}
+		// The runtime's own configuration: the pause image it will use for
+		// sandboxes (the air-gap trap) and its cgroup driver.
+		cc, err := cri.ReadContainerdConfig(r.Writer.HostPath(cri.DefaultContainerdConfig))
+		if err == nil && v.RuntimeName == "containerd" {
+			warning, cerr := cri.CheckContainerd(cc, r.Cfg, v.RuntimeVersion)
+			if warning != "" {
+				r.warn("images", warning)
+			}
+			if cerr != nil {
+				return "", cerr
+			}
+		}
+		imp, err := cri.NewImporter(v, nr.CRISocket, cc)
+		if err != nil {
+			r.warn("images", err.Error())
+			imp = nil
+		}
+		e := cri.Ensure{
+			Runtime:    client,
+			Importer:   imp,
+			ArchiveDir: r.Writer.HostPath(r.Cfg.Boot.ImageArchiveDir),
+			Policy:     cri.PullPolicy(nr.ImagePullPolicy),
+			Parallel:   nr.ImagePullSerial != nil && !*nr.ImagePullSerial,
+			Progress: func(ir cri.ImageReport) {
+				r.Log.Info("image", "report", ir.String())
+			},
+		}
+		rep, err := e.Run(ctx, cri.Images(r.Cfg))
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s (%s %s)", rep.Summary(), v.RuntimeName, v.RuntimeVersion), nil
+	},
+}
