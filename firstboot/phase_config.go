@@ -26,6 +26,9 @@ func LoadConfig(o Options) (*config.Config, error) {
 		}
 		cfg = c
 	}
+	if o.NoResolve {
+		return cfg, nil
+	}
 	if err := config.Resolve(cfg, o.Facts); err != nil {
 		return nil, err
 	}

@@ -34,6 +34,9 @@ type Options struct {
 	// Force runs phases even when the journal says they are done, as
 	// `init phase NAME` does.
 	Force bool
+	// NoResolve leaves node name and advertise address as configured
+	// (reset needs neither).
+	NoResolve bool
 	// Notify sends sd_notify messages; nil sends nothing.
 	Notify func(state string)
 }

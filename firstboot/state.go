@@ -80,3 +80,7 @@ func appliedSummary(res []postinstall.Applied) string {
 	}
 	return fmt.Sprintf("%d objects applied, %d changed", len(res), changed)
 }
+
+func (r *Run) readOptionalStat(p string) (fs.FileInfo, error) {
+	return fs.Stat(r.Writer.FS(), rootfs.Clean(p)[1:])
+}

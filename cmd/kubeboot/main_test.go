@@ -271,3 +271,31 @@ func keys(m map[string]fileState) []string {
 	sort.Strings(out)
 	return out
 }
+
+func TestResetRemovesEverythingInitWrote(t *testing.T) {
+	root := t.TempDir()
+	args := []string{"--root", root, "--config", "testdata/node.yaml"}
+	if r := kubeboot(t, nil, "", append([]string{"init", "--dry-run"}, args...)...); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	dry := kubeboot(t, nil, "", append([]string{"reset", "--dry-run"}, args...)...)
+	if dry.code != 0 || !strings.Contains(dry.stdout, "removes /etc/kubernetes/manifests/etcd.yaml") {
+		t.Fatalf("reset --dry-run: %s%s", dry.stdout, dry.stderr)
+	}
+	if n := len(snapshot(t, root)); n < 40 {
+		t.Fatalf("reset --dry-run removed files: %d left", n)
+	}
+	// A file kubeboot did not write stays.
+	os.MkdirAll(filepath.Join(root, "etc/cni/net.d"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/cni/net.d/99-other.conflist"), []byte("{}"), 0o644)
+	if r := kubeboot(t, nil, "", append([]string{"reset"}, args...)...); r.code != 0 {
+		t.Fatalf("reset: %s%s", r.stdout, r.stderr)
+	}
+	left := keys(snapshot(t, root))
+	if len(left) != 1 || left[0] != "etc/cni/net.d/99-other.conflist" {
+		t.Errorf("after reset: %v", left)
+	}
+	if r := kubeboot(t, nil, "", append([]string{"init", "--dry-run"}, args...)...); r.code != 0 {
+		t.Fatalf("init after reset: %s", r.stderr)
+	}
+}

@@ -19,11 +19,11 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().IntVarP(&g.verbosity, "v", "v", 0, "log verbosity (0: warnings, 1: info, 2: debug)")
+	root.PersistentFlags().IntVarP(&g.verbosity, "v", "v", 0, "log verbosity (0: errors, 1: info and warnings, 2: debug)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{err}
 	})
-	root.AddCommand(newInitCommand(g), newConfigCommand(), newUserdataCommand(), newPreflightCommand(), newVersionCommand())
+	root.AddCommand(newInitCommand(g), newConfigCommand(), newUserdataCommand(), newPreflightCommand(), newResetCommand(g), newVersionCommand())
 	for _, c := range root.Commands() {
 		if c.Name() == "config" {
 			c.AddCommand(newImagesCommand())
@@ -33,7 +33,9 @@ func newRootCommand() *cobra.Command {
 }
 
 func (g *globalFlags) logger() *slog.Logger {
-	level := slog.LevelWarn
+	// Warnings reach the user as progress lines already; the structured
+	// log repeats them from -v 1 on.
+	level := slog.LevelError
 	switch {
 	case g.verbosity >= 2:
 		level = slog.LevelDebug

@@ -198,3 +198,12 @@ func (w Writer) FS() fs.FS {
 	}
 	return os.DirFS(root)
 }
+
+// RemoveAll deletes a host path under the root and everything below it;
+// a missing path is not an error.
+func (w Writer) RemoveAll(p string) error {
+	if Clean(p) == "/" {
+		return fmt.Errorf("refusing to remove the root")
+	}
+	return os.RemoveAll(w.HostPath(p))
+}

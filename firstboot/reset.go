@@ -1,0 +1,177 @@
+package firstboot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/kubeboot/kubeboot/pkg/cni"
+	"github.com/kubeboot/kubeboot/pkg/cri"
+	"github.com/kubeboot/kubeboot/pkg/host"
+	"github.com/kubeboot/kubeboot/pkg/kubelet"
+	"github.com/kubeboot/kubeboot/pkg/systemd"
+)
+
+// ResetPhases undoes init, in kubeadm reset's spirit. In a dry run each
+// phase lists what it would remove and removes nothing.
+func ResetPhases() []Phase {
+	return []Phase{resetKubeletPhase, resetContainersPhase, resetFilesPhase, resetNetworkPhase}
+}
+
+var resetKubeletPhase = Phase{
+	Name:  "stop-kubelet",
+	Short: "Stop the kubelet so that it restarts nothing",
+	Render: func(context.Context, *Run) (Output, error) {
+		return Output{Summary: "stops kubelet.service"}, nil
+	},
+	Apply: func(ctx context.Context, r *Run) (string, error) {
+		m, err := systemd.Connect(ctx)
+		if errors.Is(err, systemd.ErrNoSystemd) {
+			r.warn("stop-kubelet", "kubelet not stopped: "+err.Error()+"; stop it yourself before its pods are removed")
+			return "no systemd", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		defer m.Close()
+		return "kubelet.service stopped", systemd.StopKubelet(ctx, m)
+	},
+}
+
+var resetContainersPhase = Phase{
+	Name:  "remove-containers",
+	Short: "Remove every pod sandbox and its containers through the CRI",
+	Render: func(ctx context.Context, r *Run) (Output, error) {
+		sbs, err := sandboxes(ctx, r)
+		if err != nil {
+			return Output{Summary: "no container runtime answers: " + err.Error()}, nil
+		}
+		return Output{Summary: fmt.Sprintf("%d pod sandboxes: %s", len(sbs), sandboxNames(sbs))}, nil
+	},
+	Apply: func(ctx context.Context, r *Run) (string, error) {
+		client, err := cri.Dial(ctx, r.Cfg.Init.NodeRegistration.CRISocket)
+		if err != nil {
+			r.warn("remove-containers", "no container runtime answers ("+err.Error()+"): containers left alone")
+			return "", nil
+		}
+		defer client.Close()
+		sbs, err := client.Sandboxes(ctx)
+		if err != nil {
+			return "", err
+		}
+		for _, sb := range sbs {
+			if err := client.RemoveSandbox(ctx, sb.ID); err != nil {
+				return "", err
+			}
+		}
+		return fmt.Sprintf("%d pod sandboxes removed", len(sbs)), nil
+	},
+}
+
+func sandboxes(ctx context.Context, r *Run) ([]cri.Sandbox, error) {
+	client, err := cri.Dial(ctx, r.Cfg.Init.NodeRegistration.CRISocket)
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	return client.Sandboxes(ctx)
+}
+
+func sandboxNames(sbs []cri.Sandbox) string {
+	names := make([]string, len(sbs))
+	for i, s := range sbs {
+		names[i] = s.Namespace + "/" + s.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// resetPaths are kubeboot's files and directories; everything else is
+// left alone.
+func resetPaths(r *Run) []string {
+	c := r.Cfg
+	p := []string{
+		path.Join(c.Kubelet.StaticPodPath, "etcd.yaml"), path.Join(c.Kubelet.StaticPodPath, "kube-apiserver.yaml"),
+		path.Join(c.Kubelet.StaticPodPath, "kube-controller-manager.yaml"), path.Join(c.Kubelet.StaticPodPath, "kube-scheduler.yaml"),
+		"/etc/kubernetes/admin.conf", "/etc/kubernetes/super-admin.conf", "/etc/kubernetes/kubelet.conf",
+		"/etc/kubernetes/bootstrap-kubelet.conf", "/etc/kubernetes/controller-manager.conf", "/etc/kubernetes/scheduler.conf",
+		c.Cluster.CertificatesDir, "/etc/kubernetes/audit", "/etc/kubernetes/encryption",
+		kubelet.ConfigPath, kubelet.FlagsEnvPath, "/var/lib/kubelet/instance-config.yaml", "/var/lib/kubelet/pki",
+		kubelet.DropInPath, host.ModulesLoadPath, host.SysctlPath, cni.ConfPath,
+		c.Boot.StateDir,
+	}
+	if c.Cluster.Etcd.Local != nil {
+		p = append(p, c.Cluster.Etcd.Local.DataDir)
+	}
+	return p
+}
+
+var resetFilesPhase = Phase{
+	Name:  "remove-files",
+	Short: "Remove kubeboot's files: /etc/kubernetes, the kubelet's files, local etcd data, the state journal",
+	Render: func(_ context.Context, r *Run) (Output, error) {
+		var present []string
+		for _, p := range resetPaths(r) {
+			if _, err := r.readOptionalStat(p); err == nil {
+				present = append(present, p)
+			}
+		}
+		return Output{Summary: "removes " + strings.Join(present, " ")}, nil
+	},
+	Apply: func(_ context.Context, r *Run) (string, error) {
+		n := 0
+		for _, p := range resetPaths(r) {
+			if _, err := r.readOptionalStat(p); err != nil {
+				continue
+			}
+			if err := r.Writer.RemoveAll(p); err != nil {
+				return "", fmt.Errorf("remove %s: %w", p, err)
+			}
+			n++
+		}
+		return fmt.Sprintf("%d paths removed; left alone: other files in /etc/kubernetes and /etc/cni/net.d, audit logs in %s", n, path.Dir(r.Cfg.Boot.Audit.LogPath)), nil
+	},
+}
+
+var resetNetworkPhase = Phase{
+	Name:  "reset-network",
+	Short: "Remove kube-proxy's and the kubelet's packet-filter rules and the built-in pod network's bridge",
+	Render: func(_ context.Context, r *Run) (Output, error) {
+		if !hostRoot(r) {
+			return Output{Summary: "packet-filter rules and interfaces belong to the host, not to --root " + r.Root + ": left alone"}, nil
+		}
+		rules, err := host.FlushKubeRules(true)
+		if err != nil {
+			return Output{}, err
+		}
+		return Output{Summary: fmt.Sprintf("removes %d rules and chains; keeps %d rules of others", len(rules.Removed), rules.Kept)}, nil
+	},
+	Apply: func(_ context.Context, r *Run) (string, error) {
+		if !hostRoot(r) {
+			return "", nil
+		}
+		rules, err := host.FlushKubeRules(false)
+		if err != nil {
+			return "", err
+		}
+		bridge := "none"
+		if r.Cfg.Boot.PodNetwork.Builtin {
+			name := r.Cfg.Boot.PodNetwork.Bridge
+			if name == "" {
+				name = cni.DefaultBridge
+			}
+			if l, err := netlink.LinkByName(name); err == nil {
+				if err := netlink.LinkDel(l); err != nil {
+					return "", fmt.Errorf("delete bridge %s: %w", name, err)
+				}
+				bridge = name
+			}
+		}
+		return fmt.Sprintf("%d rules and chains removed, %d rules of others kept; bridge removed: %s", len(rules.Removed), rules.Kept, bridge), nil
+	},
+}
+
+func hostRoot(r *Run) bool { return r.Root == "" || path.Clean(r.Root) == "/" }

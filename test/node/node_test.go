@@ -1,0 +1,417 @@
+package node
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubeboot/kubeboot/pkg/cri"
+	"github.com/kubeboot/kubeboot/pkg/postinstall"
+)
+
+const (
+	nodeIP    = "10.250.0.2"
+	gatewayIP = "10.250.0.1"
+	nodeName  = "kb-node"
+	probeRef  = "kubeboot.test/probe:1"
+)
+
+type node struct {
+	t        *testing.T
+	dir      string
+	sandbox  Sandbox
+	procs    []*exec.Cmd
+	mu       sync.Mutex
+	k8sBin   string
+	kubeboot string
+	images   string
+}
+
+func (n *node) start(name string, args []string, env []string) *exec.Cmd {
+	log, err := os.Create(filepath.Join(n.dir, name+".log"))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		n.t.Fatalf("start %s: %v", name, err)
+	}
+	n.mu.Lock()
+	n.procs = append(n.procs, cmd)
+	n.mu.Unlock()
+	return cmd
+}
+
+func (n *node) tail(name string, lines int) string {
+	data, _ := os.ReadFile(filepath.Join(n.dir, name+".log"))
+	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+func env(t *testing.T, name string) string {
+	v := os.Getenv(name)
+	if v == "" {
+		t.Fatalf("%s is not set: run this test with `make e2e-node`", name)
+	}
+	return v
+}
+
+const containerdConfig = `version = 2
+root = "/var/lib/containerd"
+state = "/run/containerd"
+[grpc]
+  address = "/run/containerd/containerd.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  # Root here lacks CAP_SYS_RESOURCE: runc cannot set the sandbox's
+  # oom_score_adj otherwise (../shared/docs/environment.md).
+  restrict_oom_score_adj = true
+  sandbox_image = "registry.k8s.io/pause:3.10.2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "/etc/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+`
+
+func kubebootConfig(images string) string {
+	return fmt.Sprintf(`# The node's name and address come from the machine (hostname, default route).
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+nodeRegistration:
+  # cgroup v1 here: the kubelet runs with failCgroupV1: false (see below).
+  ignorePreflightErrors: [SystemVerification]
+timeouts:
+  controlPlaneComponentHealthCheck: 5m
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+networking:
+  podSubnet: 10.244.0.0/16
+---
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: cgroupfs
+failCgroupV1: false
+---
+apiVersion: kubeboot.dev/v1alpha1
+kind: BootConfiguration
+imageArchiveDir: %s
+podNetwork:
+  builtin: true
+`, images)
+}
+
+// probeArchive writes the test workload's image as a docker archive.
+func probeArchive(t *testing.T, dir, bin string) string {
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	tw.WriteHeader(&tar.Header{Name: "probe", Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg})
+	tw.Write(data)
+	tw.Close()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layer.Bytes())), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64", Config: v1.Config{Entrypoint: []string{"/probe"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.NewTag(probeRef)
+	out := filepath.Join(dir, "probe.tar")
+	if err := tarball.WriteToFile(out, ref, img); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestNode(t *testing.T) {
+	if !InSandbox() {
+		t.Skip("runs only inside the sandbox `make e2e-node` creates (private mount, network and UTS namespaces, as root)")
+	}
+	n := &node{t: t, dir: t.TempDir(), k8sBin: env(t, "KUBEBOOT_K8S_BIN"), kubeboot: env(t, "KUBEBOOT_BIN"), images: env(t, "KUBEBOOT_IMAGES")}
+	probe := probeArchive(t, n.dir, env(t, "KUBEBOOT_PROBE"))
+	hosts := filepath.Join(n.dir, "hosts")
+	os.WriteFile(hosts, []byte(fmt.Sprintf("127.0.0.1 localhost\n%s %s\n", nodeIP, nodeName)), 0o644)
+	if err := n.sandbox.Enter(hosts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.teardown)
+	if err := syscall.Sethostname([]byte(nodeName)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Network(nodeIP, gatewayIP); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile("/etc/containerd/config.toml", []byte(containerdConfig), 0o644)
+	n.start("containerd", []string{"containerd", "--config", "/etc/containerd/config.toml"}, nil)
+	waitFor(t, 30*time.Second, "containerd socket", func() bool { _, err := os.Stat("/run/containerd/containerd.sock"); return err == nil })
+
+	cfgFile := filepath.Join(n.dir, "config.yaml")
+	os.WriteFile(cfgFile, []byte(kubebootConfig(n.images)), 0o600)
+
+	path := n.k8sBin + ":" + os.Getenv("PATH")
+	start := time.Now()
+	var kubeletOnce sync.Once
+	kb := exec.Command(n.kubeboot, "init", "--config", cfgFile, "-v", "1")
+	kb.Env = append(os.Environ(), "PATH="+path)
+	var out bytes.Buffer
+	pr, pw := io.Pipe()
+	kb.Stdout, kb.Stderr = pw, pw
+	var outMu sync.Mutex
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			outMu.Lock()
+			out.WriteString(line + "\n")
+			outMu.Unlock()
+			// No systemd here: the harness is the kubelet's supervisor, and
+			// starts it the moment kubelet-start has written its files.
+			if strings.HasPrefix(line, "[kubelet-start]") {
+				kubeletOnce.Do(func() { n.startKubelet(path) })
+			}
+		}
+	}()
+	if err := kb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- kb.Wait(); pw.Close() }()
+	select {
+	case err := <-done:
+		outMu.Lock()
+		t.Logf("kubeboot init:\n%s", out.String())
+		outMu.Unlock()
+		if err != nil {
+			t.Fatalf("kubeboot init failed: %v\nkubelet:\n%s", err, n.tail("kubelet", 30))
+		}
+	case <-time.After(10 * time.Minute):
+		kb.Process.Kill()
+		t.Fatalf("kubeboot init did not finish:\n%s", out.String())
+	}
+	joinSecretAt := time.Since(start)
+
+	cs := clients(t)
+	ctx := context.Background()
+	waitFor(t, 3*time.Minute, "node Ready", func() bool {
+		nd, err := cs.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		for _, c := range nd.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				return true
+			}
+		}
+		return false
+	})
+	readyAt := time.Since(start)
+	waitFor(t, 5*time.Minute, "every kube-system pod Running and ready", func() bool { return allRunning(ctx, cs, "kube-system") })
+	runningAt := time.Since(start)
+	t.Logf("BENCH kubeboot start → join secret written %s, → node Ready %s, → all kube-system pods Running %s",
+		joinSecretAt.Round(time.Millisecond), readyAt.Round(time.Millisecond), runningAt.Round(time.Millisecond))
+
+	t.Run("control-plane labels and taint", func(t *testing.T) {
+		nd, _ := cs.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if _, ok := nd.Labels["node-role.kubernetes.io/control-plane"]; !ok {
+			t.Errorf("labels %v", nd.Labels)
+		}
+		found := false
+		for _, tn := range nd.Spec.Taints {
+			found = found || tn.Key == "node-role.kubernetes.io/control-plane"
+		}
+		if !found {
+			t.Errorf("taints %v", nd.Spec.Taints)
+		}
+	})
+	t.Run("readyz", func(t *testing.T) {
+		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if err != nil || string(body) != "ok" {
+			t.Errorf("/readyz: %q %v", body, err)
+		}
+	})
+	t.Run("workloads", func(t *testing.T) {
+		imp := cri.Containerd{Address: "/run/containerd/containerd.sock"}
+		if _, err := imp.Import(ctx, probe); err != nil {
+			t.Fatalf("import the probe image: %v", err)
+		}
+		n.workloads(ctx, cs)
+	})
+}
+
+func (n *node) startKubelet(path string) {
+	env, _ := os.ReadFile("/var/lib/kubelet/kubeadm-flags.env")
+	flags := strings.Trim(strings.TrimPrefix(strings.TrimSpace(string(env)), "KUBELET_KUBEADM_ARGS="), `"`)
+	// The command line of kubelet.service with kubeboot's drop-in.
+	args := []string{filepath.Join(n.k8sBin, "kubelet"),
+		"--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf", "--kubeconfig=/etc/kubernetes/kubelet.conf",
+		"--config=/var/lib/kubelet/config.yaml"}
+	args = append(args, strings.Fields(flags)...)
+	n.start("kubelet", args, []string{"PATH=" + path})
+}
+
+func clients(t *testing.T) kubernetes.Interface {
+	c, err := postinstall.NewClients("/etc/kubernetes/admin.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Typed
+}
+
+func allRunning(ctx context.Context, cs kubernetes.Interface, ns string) bool {
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(pods.Items) == 0 {
+		return false
+	}
+	for _, p := range pods.Items {
+		if p.Status.Phase != corev1.PodRunning {
+			return false
+		}
+		for _, c := range p.Status.ContainerStatuses {
+			if !c.Ready {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached within %s", what, timeout)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func probePod(name string, labels map[string]string, args ...string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		Spec: corev1.PodSpec{
+			Tolerations:   []corev1.Toleration{{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers:    []corev1.Container{{Name: "probe", Image: probeRef, ImagePullPolicy: corev1.PullNever, Args: args}},
+		},
+	}
+}
+
+// workloads: CoreDNS answers the API service's name from a pod, and a
+// ClusterIP Service reaches a pod through kube-proxy (nftables mode).
+func (n *node) workloads(ctx context.Context, cs kubernetes.Interface) {
+	t := n.t
+	pods := cs.CoreV1().Pods("default")
+	if _, err := pods.Create(ctx, probePod("server", map[string]string{"app": "probe"}, "serve"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "probe"}, Spec: corev1.ServiceSpec{
+		Selector: map[string]string{"app": "probe"},
+		Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
+	}}
+	if _, err := cs.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Minute, "server pod Running", func() bool {
+		p, err := pods.Get(ctx, "server", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning
+	})
+	for _, c := range []struct {
+		name, want string
+		args       []string
+	}{
+		{"dns", "10.96.0.1", []string{"dns", "kubernetes.default.svc.cluster.local"}},
+		{"service", "200 hello from server", []string{"get", "http://probe.default.svc.cluster.local/"}},
+	} {
+		if _, err := pods.Create(ctx, probePod("client-"+c.name, nil, c.args...), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var log string
+		deadline := time.Now().Add(2 * time.Minute)
+		for time.Now().Before(deadline) {
+			b, err := pods.GetLogs("client-"+c.name, &corev1.PodLogOptions{}).DoRaw(ctx)
+			if err == nil && len(b) > 0 {
+				log = string(b)
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if !strings.Contains(log, c.want) {
+			t.Errorf("%s from a pod: got %q, want %q", c.name, log, c.want)
+		}
+	}
+}
+
+func (n *node) teardown() {
+	n.mu.Lock()
+	procs := n.procs
+	n.mu.Unlock()
+	if n.t.Failed() {
+		for _, name := range []string{"kubelet", "containerd"} {
+			n.t.Logf("---- %s (last lines)\n%s", name, n.tail(name, 40))
+		}
+	}
+	// kubelet first (it would restart what we stop), then every container,
+	// then containerd.
+	for _, p := range procs {
+		if strings.HasSuffix(p.Path, "kubelet") {
+			syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
+			p.Wait()
+		}
+	}
+	if out, err := exec.Command("sh", "-c", `for t in $(ctr -n k8s.io tasks ls -q); do ctr -n k8s.io tasks kill -s SIGKILL "$t"; done; sleep 1; for t in $(ctr -n k8s.io tasks ls -q); do ctr -n k8s.io tasks rm -f "$t"; done; ctr -n k8s.io containers rm $(ctr -n k8s.io containers ls -q) 2>/dev/null; true`).CombinedOutput(); err != nil {
+		n.t.Logf("container cleanup: %v %s", err, out)
+	}
+	// Shims outlive containerd; they are in this test's process group tree
+	// only through containerd, so find them by their socket directory.
+	exec.Command("pkill", "-9", "-f", "containerd-shim-runc-v2 -namespace k8s.io").Run()
+	for _, p := range procs {
+		syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
+	}
+	for _, p := range procs {
+		p.Wait()
+	}
+	CleanCgroups()
+	n.sandbox.Leave()
+}
