@@ -84,3 +84,14 @@ func appliedSummary(res []postinstall.Applied) string {
 func (r *Run) readOptionalStat(p string) (fs.FileInfo, error) {
 	return fs.Stat(r.Writer.FS(), rootfs.Clean(p)[1:])
 }
+
+// StampFile marks a completed init; kubeboot.service does not run again
+// once it exists (ConditionPathExists=!/var/lib/kubeboot/done).
+const StampFile = "done"
+
+// WriteStamp records that init completed.
+func WriteStamp(r *Run) error {
+	data := fmt.Sprintf("kubeboot %s completed init at %s\n", r.Version, r.now().UTC().Format("2006-01-02T15:04:05Z"))
+	_, err := r.Writer.WriteFile(rootfs.File{Path: r.statePath(StampFile), Mode: 0o644, Data: []byte(data)})
+	return err
+}

@@ -131,6 +131,11 @@ func runFlow(cmd *cobra.Command, g *globalFlags, f *initFlags, phases []firstboo
 	if err != nil {
 		return err
 	}
+	if !f.dryRun && !f.force && len(f.skipPhases) == 0 {
+		if err := firstboot.WriteStamp(run); err != nil {
+			return err
+		}
+	}
 	if f.dryRun {
 		var skipped []string
 		for _, s := range tl.Steps {
