@@ -8,9 +8,10 @@ LDFLAGS := -s -w -X github.com/kubeboot/kubeboot/pkg/version.Version=$(VERSION) 
 GOFLAGS_TEST ?= -p 2
 export CGO_ENABLED := 0
 
-.PHONY: build test test-unit test-race bench demo lint clean deps e2e-controlplane
+.PHONY: build test test-unit test-race bench demo lint clean deps e2e-controlplane e2e-node
 
 include test/k8sbin.mk
+-include image/images.mk
 
 # Debian packages the tests use (installed once, idempotent).
 deps:
@@ -30,6 +31,7 @@ test-unit:
 test: build deps
 	CGO_ENABLED=1 $(GO) test $(GOFLAGS_TEST) -race ./...
 	$(MAKE) e2e-controlplane
+	$(MAKE) e2e-node
 
 # The real etcd, kube-apiserver, kube-controller-manager and kube-scheduler
 # (built once per version into a cache) run from kubeboot's manifests.
@@ -37,6 +39,19 @@ e2e-controlplane: k8sbin
 	dirs=$$(test/k8sbin/build.sh path | tail -1); \
 	KUBEBOOT_K8S_BIN=$${dirs%%:*} KUBEBOOT_ETCD_BIN=$${dirs##*:} KUBEBOOT_BENCH_OUT=$(CURDIR)/_out/bench-controlplane.txt \
 	  $(GO) test -count=1 -v -timeout 20m ./test/controlplane/ 2>&1 | tee _out/e2e-controlplane.log | grep -E '^(=== RUN|---|PASS|FAIL|ok)|BENCH'; \
+	exit $${PIPESTATUS[0]}
+
+# A real single node on this machine: `kubeboot init` for real, with
+# Debian's containerd, the project-built kubelet and the locally built
+# images, inside private mount, network and UTS namespaces.
+e2e-node: build k8sbin images deps
+	mkdir -p _out
+	$(GO) test -c -o _out/node.test ./test/node/
+	CGO_ENABLED=0 $(GO) build -o _out/probe ./test/node/probe/
+	dirs=$$(test/k8sbin/build.sh path | tail -1); images=$(IMAGES_DIR); \
+	KUBEBOOT_NODE_SANDBOX=1 KUBEBOOT_K8S_BIN=$${dirs%%:*} KUBEBOOT_BIN=$(CURDIR)/bin/kubeboot \
+	KUBEBOOT_IMAGES=$$images KUBEBOOT_PROBE=$(CURDIR)/_out/probe \
+	  unshare --mount --net --uts --propagation private _out/node.test -test.v -test.timeout 25m 2>&1 | tee _out/e2e-node.log | grep -E '^(=== RUN|---|PASS|FAIL|ok)|BENCH|node_test'; \
 	exit $${PIPESTATUS[0]}
 
 # Render speed, allocations and the peak RSS of `kubeboot init --dry-run`;

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Writer writes Files under Root atomically: write a temporary file in the
@@ -200,10 +201,25 @@ func (w Writer) FS() fs.FS {
 }
 
 // RemoveAll deletes a host path under the root and everything below it;
-// a missing path is not an error.
+// a missing path is not an error. A directory that is a mount point (etcd's
+// data on its own disk, say) is emptied and kept.
 func (w Writer) RemoveAll(p string) error {
 	if Clean(p) == "/" {
 		return fmt.Errorf("refusing to remove the root")
 	}
-	return os.RemoveAll(w.HostPath(p))
+	target := w.HostPath(p)
+	err := os.RemoveAll(target)
+	if err == nil || !errors.Is(err, syscall.EBUSY) {
+		return err
+	}
+	entries, rerr := os.ReadDir(target)
+	if rerr != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(target, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }

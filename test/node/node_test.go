@@ -152,7 +152,14 @@ func probeArchive(t *testing.T, dir, bin string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64", Config: v1.Config{Entrypoint: []string{"/probe"}}})
+	// Keep the layer digests mutate recorded; only add platform and entrypoint.
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture, cf.Config = "linux", "amd64", v1.Config{Entrypoint: []string{"/probe"}}
+	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +198,65 @@ func TestNode(t *testing.T) {
 
 	path := n.k8sBin + ":" + os.Getenv("PATH")
 	start := time.Now()
+	n.initNode(cfgFile, path)
+	joinSecretAt := time.Since(start)
+
+	cs := clients(t)
+	ctx := context.Background()
+	n.waitReady(ctx, cs)
+	readyAt := time.Since(start)
+	waitFor(t, 5*time.Minute, "every kube-system pod Running and ready", func() bool { return allRunning(ctx, cs, "kube-system") })
+	runningAt := time.Since(start)
+	t.Logf("BENCH kubeboot start → join secret written %s, → node Ready %s, → all kube-system pods Running %s",
+		joinSecretAt.Round(time.Millisecond), readyAt.Round(time.Millisecond), runningAt.Round(time.Millisecond))
+	n.componentTimes(ctx)
+
+	t.Run("control-plane labels and taint", func(t *testing.T) {
+		nd, _ := cs.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if _, ok := nd.Labels["node-role.kubernetes.io/control-plane"]; !ok {
+			t.Errorf("labels %v", nd.Labels)
+		}
+		found := false
+		for _, tn := range nd.Spec.Taints {
+			found = found || tn.Key == "node-role.kubernetes.io/control-plane"
+		}
+		if !found {
+			t.Errorf("taints %v", nd.Spec.Taints)
+		}
+		if nd.Status.Addresses[0].Address != nodeIP {
+			t.Errorf("node address %v, want %s", nd.Status.Addresses, nodeIP)
+		}
+	})
+	t.Run("readyz", func(t *testing.T) {
+		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if err != nil || string(body) != "ok" {
+			t.Errorf("/readyz: %q %v", body, err)
+		}
+	})
+	t.Run("workloads", func(t *testing.T) {
+		imp := cri.Containerd{Address: "/run/containerd/containerd.sock"}
+		if _, err := imp.Import(ctx, probe); err != nil {
+			t.Fatalf("import the probe image: %v", err)
+		}
+		n.workloads(ctx, cs)
+	})
+	t.Run("reset leaves nothing, and init works again", func(t *testing.T) {
+		n.stopKubelet()
+		out, err := exec.Command(n.kubeboot, "reset", "--config", cfgFile).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubeboot reset: %v\n%s", err, out)
+		}
+		t.Logf("kubeboot reset:\n%s", out)
+		n.checkClean(ctx)
+		n.initNode(cfgFile, path)
+		n.waitReady(ctx, clients(t))
+	})
+}
+
+// initNode runs `kubeboot init` for real and starts the kubelet when its
+// files are written, as systemd would.
+func (n *node) initNode(cfgFile, path string) {
+	t := n.t
 	var kubeletOnce sync.Once
 	kb := exec.Command(n.kubeboot, "init", "--config", cfgFile, "-v", "1")
 	kb.Env = append(os.Environ(), "PATH="+path)
@@ -229,11 +295,10 @@ func TestNode(t *testing.T) {
 		kb.Process.Kill()
 		t.Fatalf("kubeboot init did not finish:\n%s", out.String())
 	}
-	joinSecretAt := time.Since(start)
+}
 
-	cs := clients(t)
-	ctx := context.Background()
-	waitFor(t, 3*time.Minute, "node Ready", func() bool {
+func (n *node) waitReady(ctx context.Context, cs kubernetes.Interface) {
+	waitFor(n.t, 3*time.Minute, "node Ready", func() bool {
 		nd, err := cs.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
 		if err != nil {
 			return false
@@ -244,38 +309,6 @@ func TestNode(t *testing.T) {
 			}
 		}
 		return false
-	})
-	readyAt := time.Since(start)
-	waitFor(t, 5*time.Minute, "every kube-system pod Running and ready", func() bool { return allRunning(ctx, cs, "kube-system") })
-	runningAt := time.Since(start)
-	t.Logf("BENCH kubeboot start → join secret written %s, → node Ready %s, → all kube-system pods Running %s",
-		joinSecretAt.Round(time.Millisecond), readyAt.Round(time.Millisecond), runningAt.Round(time.Millisecond))
-
-	t.Run("control-plane labels and taint", func(t *testing.T) {
-		nd, _ := cs.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
-		if _, ok := nd.Labels["node-role.kubernetes.io/control-plane"]; !ok {
-			t.Errorf("labels %v", nd.Labels)
-		}
-		found := false
-		for _, tn := range nd.Spec.Taints {
-			found = found || tn.Key == "node-role.kubernetes.io/control-plane"
-		}
-		if !found {
-			t.Errorf("taints %v", nd.Spec.Taints)
-		}
-	})
-	t.Run("readyz", func(t *testing.T) {
-		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-		if err != nil || string(body) != "ok" {
-			t.Errorf("/readyz: %q %v", body, err)
-		}
-	})
-	t.Run("workloads", func(t *testing.T) {
-		imp := cri.Containerd{Address: "/run/containerd/containerd.sock"}
-		if _, err := imp.Import(ctx, probe); err != nil {
-			t.Fatalf("import the probe image: %v", err)
-		}
-		n.workloads(ctx, cs)
 	})
 }
 
@@ -414,4 +447,92 @@ func (n *node) teardown() {
 	}
 	CleanCgroups()
 	n.sandbox.Leave()
+}
+
+func (n *node) stopKubelet() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	kept := n.procs[:0]
+	for _, p := range n.procs {
+		if strings.HasSuffix(p.Path, "kubelet") {
+			syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
+			p.Wait()
+			continue
+		}
+		kept = append(kept, p)
+	}
+	n.procs = kept
+}
+
+// checkClean asserts that reset left no kubeboot file, container, rule or
+// bridge behind.
+func (n *node) checkClean(ctx context.Context) {
+	t := n.t
+	c, err := cri.Dial(ctx, "unix:///run/containerd/containerd.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if sbs, err := c.Sandboxes(ctx); err != nil || len(sbs) != 0 {
+		t.Errorf("pod sandboxes after reset: %v %v", sbs, err)
+	}
+	filepath.Walk("/etc/kubernetes", func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			t.Errorf("left after reset: %s", p)
+		}
+		return nil
+	})
+	// Mount points (here: the sandbox's tmpfs) are emptied, not removed.
+	for _, d := range []string{"/var/lib/etcd", "/var/lib/kubeboot"} {
+		if entries, _ := os.ReadDir(d); len(entries) > 0 {
+			t.Errorf("left after reset: %s holds %d entries", d, len(entries))
+		}
+	}
+	for _, p := range []string{"/var/lib/kubelet/config.yaml", "/var/lib/kubelet/kubeadm-flags.env",
+		"/etc/cni/net.d/10-kubeboot-bridge.conflist", "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("left after reset: %s", p)
+		}
+	}
+	if out, _ := exec.Command("nft", "list", "tables").Output(); strings.Contains(string(out), "kube-proxy") {
+		t.Errorf("nftables after reset:\n%s", out)
+	}
+	for _, table := range []string{"filter", "nat"} {
+		if out, _ := exec.Command("iptables", "-t", table, "-S").Output(); strings.Contains(string(out), "KUBE-") {
+			t.Errorf("iptables %s after reset:\n%s", table, out)
+		}
+	}
+	if out, _ := exec.Command("ip", "link", "show", "cni0").CombinedOutput(); !strings.Contains(string(out), "does not exist") {
+		t.Errorf("cni0 after reset: %s", out)
+	}
+}
+
+// componentTimes logs each control-plane container's creation relative to
+// the first one, from the runtime, for the benchmark record.
+func (n *node) componentTimes(ctx context.Context) {
+	c, err := cri.Dial(ctx, "unix:///run/containerd/containerd.sock")
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	var first time.Time
+	times := map[string]time.Time{}
+	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "coredns", "kube-proxy"} {
+		cs, err := c.Containers(ctx, name)
+		if err != nil || len(cs) == 0 {
+			continue
+		}
+		at := cs[len(cs)-1].CreatedAt
+		times[name] = at
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	var parts []string
+	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "coredns", "kube-proxy"} {
+		if at, ok := times[name]; ok {
+			parts = append(parts, fmt.Sprintf("%s +%s", name, at.Sub(first).Round(time.Millisecond)))
+		}
+	}
+	n.t.Logf("BENCH container created (from the first): %s", strings.Join(parts, ", "))
 }

@@ -82,7 +82,7 @@ func Network(node, gateway string) error {
 		{"addr", "add", gateway + "/24", "dev", "kb1"},
 		{"link", "set", "kb0", "up"},
 		{"link", "set", "kb1", "up"},
-		{"route", "add", "default", "via", gateway},
+		{"route", "add", "default", "via", gateway, "src", node},
 	} {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
