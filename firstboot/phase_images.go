@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/kubeboot/kubeboot/pkg/cri"
+	"github.com/kubeboot/kubeboot/pkg/images"
 )
 
 var imagesPhase = Phase{
@@ -12,7 +13,7 @@ var imagesPhase = Phase{
 	Short: "Import the control-plane images from the archive directory, then pull what is still missing",
 	Inputs: func(r *Run) (any, error) {
 		files, _ := cri.ArchiveFiles(r.Writer.HostPath(r.Cfg.Boot.ImageArchiveDir))
-		return []any{cri.Images(r.Cfg), files, r.Cfg.Init.NodeRegistration.CRISocket}, nil
+		return []any{images.List(r.Cfg), files, r.Cfg.Init.NodeRegistration.CRISocket}, nil
 	},
 	Apply: func(ctx context.Context, r *Run) (string, error) {
 		nr := r.Cfg.Init.NodeRegistration
@@ -52,7 +53,7 @@ var imagesPhase = Phase{
 				r.Log.Info("image", "report", ir.String())
 			},
 		}
-		rep, err := e.Run(ctx, cri.Images(r.Cfg))
+		rep, err := e.Run(ctx, images.List(r.Cfg))
 		if err != nil {
 			return "", err
 		}

@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kubeboot/kubeboot/pkg/config"
-	"github.com/kubeboot/kubeboot/pkg/cri"
+	"github.com/kubeboot/kubeboot/pkg/images"
 )
 
 // newImagesCommand is `kubeboot config images`, whose list prints what
@@ -29,7 +29,7 @@ func newImagesCommand() *cobra.Command {
 					return err
 				}
 			}
-			for _, img := range cri.Images(cfg) {
+			for _, img := range images.List(cfg) {
 				if _, err := fmt.Fprintln(cmd.OutOrStdout(), img); err != nil {
 					return err
 				}

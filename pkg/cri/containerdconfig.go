@@ -13,6 +13,7 @@ import (
 	toml "github.com/pelletier/go-toml/v2"
 
 	"github.com/kubeboot/kubeboot/pkg/config"
+	"github.com/kubeboot/kubeboot/pkg/images"
 )
 
 // DefaultContainerdConfig is where containerd reads its configuration.
@@ -345,6 +346,6 @@ func CheckContainerd(c *ContainerdConfig, cfg *config.Config, runtimeVersion str
 	if err := c.CheckCRI(); err != nil {
 		return "", err
 	}
-	warning = c.CheckSandboxImage(PauseImage(cfg), runtimeVersion)
+	warning = c.CheckSandboxImage(images.Pause(cfg), runtimeVersion)
 	return warning, c.CheckCgroupDriver(cfg.Kubelet.CgroupDriver)
 }

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubeboot/kubeboot/pkg/config"
+	"github.com/kubeboot/kubeboot/pkg/images"
 	"github.com/kubeboot/kubeboot/pkg/rootfs"
 )
 
@@ -115,7 +116,7 @@ func apiServerPod(cfg *config.Config, opts Options) (*corev1.Pod, error) {
 	host := probeHost(ep.AdvertiseAddress)
 	c := corev1.Container{
 		Name:            APIServerName,
-		Image:           kubernetesImage(cfg, APIServerName),
+		Image:           images.Kubernetes(cfg, APIServerName),
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Command:         command(APIServerName, args, api.ExtraArgs),
 		VolumeMounts:    m.volumeMounts(),
@@ -201,7 +202,7 @@ func controllerManagerPod(cfg *config.Config, opts Options) *corev1.Pod {
 	}
 	c := corev1.Container{
 		Name:            ControllerManagerName,
-		Image:           kubernetesImage(cfg, ControllerManagerName),
+		Image:           images.Kubernetes(cfg, ControllerManagerName),
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Command:         command(ControllerManagerName, controllerManagerArgs(cfg, opts, kubeconfig), kcm.ExtraArgs),
 		VolumeMounts:    m.volumeMounts(),
@@ -269,7 +270,7 @@ func schedulerPod(cfg *config.Config, opts Options) *corev1.Pod {
 	}
 	c := corev1.Container{
 		Name:            SchedulerName,
-		Image:           kubernetesImage(cfg, SchedulerName),
+		Image:           images.Kubernetes(cfg, SchedulerName),
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Command:         command(SchedulerName, args, s.ExtraArgs),
 		VolumeMounts:    m.volumeMounts(),

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/kubeboot/kubeboot/pkg/config"
+	"github.com/kubeboot/kubeboot/pkg/images"
 	"github.com/kubeboot/kubeboot/pkg/rootfs"
 )
 
@@ -41,7 +42,7 @@ func etcdPod(cfg *config.Config) *corev1.Pod {
 	timeout := healthCheckTimeout(cfg)
 	c := corev1.Container{
 		Name:            EtcdName,
-		Image:           etcdImage(cfg),
+		Image:           images.Etcd(cfg),
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Command:         command("etcd", etcdArgs(cfg), local.ExtraArgs),
 		// kubeadm lists the data directory first, not sorted.
@@ -99,20 +100,6 @@ func etcdArgs(cfg *config.Config) []config.Arg {
 
 func etcdClientURL(cfg *config.Config) string {
 	return "https://" + hostPort(cfg.Init.LocalAPIEndpoint.AdvertiseAddress, EtcdClientPort)
-}
-
-// etcdImage is <repository>/etcd:<version>, etcd.local overriding either.
-func etcdImage(cfg *config.Config) string {
-	repo, tag := cfg.Cluster.ImageRepository, config.EtcdVersion
-	if l := cfg.Cluster.Etcd.Local; l != nil {
-		if l.ImageRepository != "" {
-			repo = l.ImageRepository
-		}
-		if l.ImageTag != "" {
-			tag = l.ImageTag
-		}
-	}
-	return repo + "/etcd:" + tag
 }
 
 // etcdProbeEndpoint probes the first of the listen-metrics-urls a user set,

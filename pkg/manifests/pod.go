@@ -6,7 +6,6 @@ import (
 	"math"
 	"net"
 	"path"
-	"regexp"
 	"slices"
 	"strconv"
 	"time"
@@ -161,14 +160,6 @@ func env(lists ...[]config.EnvVar) []corev1.EnvVar {
 	}
 	slices.SortFunc(out, func(a, b corev1.EnvVar) int { return cmp.Compare(a.Name, b.Name) })
 	return out
-}
-
-var imageTagRe = regexp.MustCompile(`[^-\w.]`)
-
-// kubernetesImage is <imageRepository>/<component>:<kubernetesVersion>, the
-// version made a valid tag as kubeadm does ("+" becomes "_").
-func kubernetesImage(cfg *config.Config, component string) string {
-	return cfg.Cluster.ImageRepository + "/" + component + ":" + imageTagRe.ReplaceAllString(cfg.Cluster.KubernetesVersion, "_")
 }
 
 func isIPv6(s string) bool {

@@ -12,8 +12,6 @@
 package addons
 
 import (
-	"regexp"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -44,21 +42,9 @@ const (
 	// controlPlaneTaintKey is kubeadm's LabelNodeRoleControlPlane.
 	controlPlaneTaintKey = "node-role.kubernetes.io/control-plane"
 	osLabel              = "kubernetes.io/os"
-	// defaultImageRepository is kubeadm's v1beta4 DefaultImageRepository,
-	// the one registry where CoreDNS lives under coredns/coredns.
-	defaultImageRepository = "registry.k8s.io"
 )
 
 // objectMeta names a namespaced object; cluster-scoped ones pass "".
 func objectMeta(ns, name string, labels map[string]string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels}
-}
-
-// imageTagUnsafe matches what an image tag may not hold; kubeadm's
-// KubernetesVersionToImageTag turns each such character into "_", so a
-// version like v1.37.2+build.1 becomes the tag v1.37.2_build.1.
-var imageTagUnsafe = regexp.MustCompile(`[^-\w.]`)
-
-func versionToImageTag(version string) string {
-	return imageTagUnsafe.ReplaceAllString(version, "_")
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubeboot/kubeboot/pkg/config"
+	"github.com/kubeboot/kubeboot/pkg/images"
 )
 
 // Names of kubeadm 1.37's CoreDNS objects.
@@ -50,10 +51,10 @@ func CoreDNS(cfg *config.Config) ([]runtime.Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("addons: coredns: service IP from networking.serviceSubnet %q: %w", cc.Networking.ServiceSubnet, err)
 	}
-	image, err := coreDNSImage(cc)
-	if err != nil {
-		return nil, fmt.Errorf("addons: coredns: %w", err)
+	if cc.ImageRepository == "" && cc.DNS.ImageRepository == "" {
+		return nil, errors.New("addons: coredns: image: imageRepository is empty")
 	}
+	image := images.CoreDNS(cfg)
 	return []runtime.Object{
 		&corev1.ServiceAccount{
 			TypeMeta:   kindServiceAccount,
@@ -75,28 +76,6 @@ func CoreDNS(cfg *config.Config) ([]runtime.Object, error) {
 		coreDNSService(dnsIP.String()),
 		coreDNSPodDisruptionBudget(),
 	}, nil
-}
-
-// coreDNSImage follows kubeadm's images.GetDNSImage: dns.imageRepository
-// or else imageRepository; on the default registry CoreDNS lives one level
-// down, at registry.k8s.io/coredns/coredns; the tag is dns.imageTag or
-// kubeadm's CoreDNS version.
-func coreDNSImage(cc *config.ClusterConfiguration) (string, error) {
-	repo := cc.DNS.ImageRepository
-	if repo == "" {
-		repo = cc.ImageRepository
-	}
-	if repo == "" {
-		return "", errors.New("image: imageRepository is empty")
-	}
-	if repo == defaultImageRepository {
-		repo += "/coredns"
-	}
-	tag := cc.DNS.ImageTag
-	if tag == "" {
-		tag = config.CoreDNSVersion
-	}
-	return repo + "/" + coreDNSImageName + ":" + tag, nil
 }
 
 // corefile is kubeadm 1.37's default Corefile for a cluster domain,

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubeboot/kubeboot/pkg/config"
+	"github.com/kubeboot/kubeboot/pkg/images"
 )
 
 // Names and paths of kubeadm 1.37's kube-proxy objects.
@@ -57,7 +58,7 @@ func KubeProxy(cfg *config.Config, apiServerURL string) ([]runtime.Object, error
 	if err != nil {
 		return nil, fmt.Errorf("addons: kube-proxy: %w", err)
 	}
-	image := cc.ImageRepository + "/" + kubeProxyName + ":" + versionToImageTag(cc.KubernetesVersion)
+	image := images.Kubernetes(cfg, kubeProxyName)
 	return []runtime.Object{
 		&corev1.ServiceAccount{
 			TypeMeta:   kindServiceAccount,

@@ -1,8 +1,7 @@
-// Package cri talks to the container runtime: the images a node needs,
-// whether they are there, importing them from archives, pulling what is
-// still missing, container logs, and the runtime's own configuration where
-// it must agree with kubeadm's (sandbox image, cgroup driver).
-package cri
+// Package images names the container images of a control-plane node the
+// way kubeadm 1.37 does. The static pods, the addons, the images phase and
+// `kubeboot config images list` all take their names from here.
+package images
 
 import (
 	"regexp"
@@ -18,40 +17,40 @@ const defaultImageRepository = "registry.k8s.io"
 // with "_" (a "+build" suffix becomes "_build").
 var tagRe = regexp.MustCompile(`[^-\w.]`)
 
-// Images returns the images a control-plane node of this configuration
+// List returns the images a control-plane node of this configuration
 // needs, in the order and the form `kubeadm config images list` 1.37
 // prints them: kube-apiserver, kube-controller-manager, kube-scheduler,
 // kube-proxy (unless the add-on is disabled), CoreDNS (unless disabled),
 // pause, and etcd when it is local.
-func Images(cfg *config.Config) []string {
+func List(cfg *config.Config) []string {
 	cc := &cfg.Cluster
 	out := []string{
-		KubernetesImage(cfg, "kube-apiserver"),
-		KubernetesImage(cfg, "kube-controller-manager"),
-		KubernetesImage(cfg, "kube-scheduler"),
+		Kubernetes(cfg, "kube-apiserver"),
+		Kubernetes(cfg, "kube-controller-manager"),
+		Kubernetes(cfg, "kube-scheduler"),
 	}
 	if !cc.Proxy.Disabled {
-		out = append(out, KubernetesImage(cfg, "kube-proxy"))
+		out = append(out, Kubernetes(cfg, "kube-proxy"))
 	}
 	if !cc.DNS.Disabled {
-		out = append(out, CoreDNSImage(cfg))
+		out = append(out, CoreDNS(cfg))
 	}
-	out = append(out, PauseImage(cfg))
+	out = append(out, Pause(cfg))
 	if cc.Etcd.Local != nil {
-		out = append(out, EtcdImage(cfg))
+		out = append(out, Etcd(cfg))
 	}
 	return out
 }
 
-// KubernetesImage is the image of a component built from the Kubernetes
+// Kubernetes is the image of a component built from the Kubernetes
 // repository, tagged with the cluster's version.
-func KubernetesImage(cfg *config.Config, component string) string {
+func Kubernetes(cfg *config.Config, component string) string {
 	return cfg.Cluster.ImageRepository + "/" + component + ":" + tagRe.ReplaceAllString(cfg.Cluster.KubernetesVersion, "_")
 }
 
-// CoreDNSImage honours dns.imageRepository and dns.imageTag; the default
+// CoreDNS honours dns.imageRepository and dns.imageTag; the default
 // repository keeps CoreDNS under coredns/coredns, any other under coredns.
-func CoreDNSImage(cfg *config.Config) string {
+func CoreDNS(cfg *config.Config) string {
 	dns := cfg.Cluster.DNS
 	repo := cfg.Cluster.ImageRepository
 	if dns.ImageRepository != "" {
@@ -67,15 +66,15 @@ func CoreDNSImage(cfg *config.Config) string {
 	return repo + "/coredns:" + tag
 }
 
-// PauseImage is the sandbox image kubeadm expects the runtime to use. It
+// Pause is the sandbox image kubeadm expects the runtime to use. It
 // always comes from imageRepository.
-func PauseImage(cfg *config.Config) string {
+func Pause(cfg *config.Config) string {
 	return cfg.Cluster.ImageRepository + "/pause:" + config.PauseVersion
 }
 
-// EtcdImage honours etcd.local.imageRepository and etcd.local.imageTag.
+// Etcd honours etcd.local.imageRepository and etcd.local.imageTag.
 // kubeadm 1.37 maps every supported Kubernetes minor to the same etcd.
-func EtcdImage(cfg *config.Config) string {
+func Etcd(cfg *config.Config) string {
 	repo, tag := cfg.Cluster.ImageRepository, config.EtcdVersion
 	if l := cfg.Cluster.Etcd.Local; l != nil {
 		if l.ImageRepository != "" {

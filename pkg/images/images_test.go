@@ -1,4 +1,4 @@
-package cri
+package images
 
 import (
 	"slices"
@@ -7,7 +7,7 @@ import (
 	"github.com/kubeboot/kubeboot/pkg/config"
 )
 
-func TestImages(t *testing.T) {
+func TestList(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		edit func(*config.Config)
@@ -97,7 +97,7 @@ func TestImages(t *testing.T) {
 			if tc.edit != nil {
 				tc.edit(c)
 			}
-			if got := Images(c); !slices.Equal(got, tc.want) {
+			if got := List(c); !slices.Equal(got, tc.want) {
 				t.Errorf("Images:\n got %q\nwant %q", got, tc.want)
 			}
 		})
