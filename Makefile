@@ -8,10 +8,11 @@ LDFLAGS := -s -w -X github.com/kubeboot/kubeboot/pkg/version.Version=$(VERSION) 
 GOFLAGS_TEST ?= -p 2
 export CGO_ENABLED := 0
 
-.PHONY: build test test-unit test-race bench demo lint clean deps e2e-controlplane e2e-node
+.PHONY: build test test-unit test-race bench demo lint clean deps e2e-controlplane e2e-node fuzz-short
 
 include test/k8sbin.mk
--include image/images.mk
+include image/images.mk
+include test/qemu.mk
 
 # Debian packages the tests use (installed once, idempotent).
 deps:
@@ -30,8 +31,10 @@ test-unit:
 # then the integration tests against real components the project builds.
 test: build deps
 	CGO_ENABLED=1 $(GO) test $(GOFLAGS_TEST) -race ./...
+	$(MAKE) fuzz-short
 	$(MAKE) e2e-controlplane
 	$(MAKE) e2e-node
+	$(MAKE) qemu-test
 
 # The real etcd, kube-apiserver, kube-controller-manager and kube-scheduler
 # (built once per version into a cache) run from kubeboot's manifests.
@@ -40,6 +43,14 @@ e2e-controlplane: k8sbin
 	KUBEBOOT_K8S_BIN=$${dirs%%:*} KUBEBOOT_ETCD_BIN=$${dirs##*:} KUBEBOOT_BENCH_OUT=$(CURDIR)/_out/bench-controlplane.txt \
 	  $(GO) test -count=1 -v -timeout 20m ./test/controlplane/ 2>&1 | tee _out/e2e-controlplane.log | grep -E '^(=== RUN|---|PASS|FAIL|ok)|BENCH'; \
 	exit $${PIPESTATUS[0]}
+
+# Every fuzz target for a short while (the long runs are in docs/reliability.md).
+FUZZ_TARGETS := pkg/config:FuzzLoad pkg/userdata:FuzzIgnition pkg/userdata:FuzzCloudConfig pkg/userdata:FuzzMultipart pkg/userdata:FuzzDataURL
+FUZZTIME ?= 10s
+fuzz-short:
+	set -eo pipefail; for t in $(FUZZ_TARGETS); do \
+	  $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./$${t%%:*} | tail -1; \
+	done
 
 # A real single node on this machine: `kubeboot init` for real, with
 # Debian's containerd, the project-built kubelet and the locally built

@@ -82,7 +82,11 @@ var joinSecretPhase = Phase{
 				fmt.Fprintf(r.Out, "[join-secret] join a control plane: %s\n", cp)
 			}
 		}
-		return Output{Files: files, Summary: "written to " + strings.Join(names, ", ")}, nil
+		summary := ""
+		if len(names) > 0 {
+			summary = "written to " + strings.Join(names, ", ")
+		}
+		return Output{Files: files, Summary: summary}, nil
 	},
 	Apply: func(ctx context.Context, r *Run) (string, error) {
 		s, err := r.secret()

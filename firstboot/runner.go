@@ -68,7 +68,10 @@ func Execute(ctx context.Context, r *Run, phases []Phase) (*Timeline, error) {
 		r.notify(fmt.Sprintf("STATUS=[%d/%d] %s: %s", i+1, len(phases), p.Name, p.Short))
 		step, err := r.runPhase(ctx, p, skip[p.Name])
 		tl.Steps = append(tl.Steps, step)
-		r.progress(step)
+		// `init phase NAME` skips every other phase; saying so each time is noise.
+		if !(r.Force && step.Status == StatusSkipped) {
+			r.progress(step)
+		}
 		if err != nil {
 			r.notify("STATUS=failed in phase " + p.Name)
 			return tl, fmt.Errorf("%s: %w", p.Name, err)

@@ -125,7 +125,8 @@ func runFlow(cmd *cobra.Command, g *globalFlags, f *initFlags, phases []firstboo
 	}
 	run := &firstboot.Run{Options: opts, Cfg: cfg}
 	tl, err := firstboot.Execute(ctx, run, phases)
-	if tl != nil && len(skip) < len(phases)-1 {
+	// The timeline is for whole flows; `init phase NAME` prints its line.
+	if tl != nil && !f.force {
 		tl.Print(cmd.OutOrStdout())
 	}
 	if err != nil {

@@ -37,6 +37,13 @@ func newPreflightCommand() *cobra.Command {
 					return err
 				}
 				opts.ConfigSource, opts.ConfigData = name, data
+			} else {
+				// The same configuration init would use: the machine's userdata.
+				ud, err := findUserdata(cmd.Context(), root, "", false)
+				if err != nil {
+					return err
+				}
+				opts.Userdata = ud
 			}
 			cfg, err := firstboot.LoadConfig(opts)
 			if err != nil {

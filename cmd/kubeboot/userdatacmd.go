@@ -33,7 +33,9 @@ func newUserdataCommand() *cobra.Command {
 		Short: "Print the userdata found, where it came from, and the resulting configuration (secrets redacted)",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ud, err := findUserdata(cmd.Context(), root, file, true)
+			// Reading fw_cfg needs its module; that is the only change show
+			// makes, and only on the real host.
+			ud, err := findUserdata(cmd.Context(), root, file, root != "/")
 			if err != nil {
 				return err
 			}

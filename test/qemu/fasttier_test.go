@@ -197,6 +197,11 @@ type fastTier struct {
 
 func setupFastTier(t *testing.T) *fastTier {
 	t.Helper()
+	// Booting guests takes half a minute: it runs from `make qemu-test`
+	// (part of `make test`), not from every `go test ./...`.
+	if os.Getenv("KUBEBOOT_QEMU_OUT") == "" {
+		t.Skip("boots QEMU guests: run `make qemu-test` (it sets KUBEBOOT_QEMU_OUT)")
+	}
 	if _, err := exec.LookPath(Binary); err != nil {
 		t.Skipf("QEMU is not installed (%s not in PATH): `make qemu-test` installs it, as root", Binary)
 	}
