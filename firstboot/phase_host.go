@@ -35,14 +35,24 @@ var hostPhase = Phase{
 	Name:  "host",
 	Short: "Load kernel modules and set sysctls, persisted for later boots",
 	Inputs: func(r *Run) (any, error) {
-		return []any{r.Cfg.Boot.KernelModules, r.Cfg.Boot.Sysctls, clusterHasIPv6(r.Cfg)}, nil
+		return []any{r.Cfg.Boot.KernelModules, r.Cfg.Boot.Sysctls, clusterHasIPv6(r.Cfg), r.Cfg.Boot.NodeNameInHosts,
+			r.Cfg.Init.NodeRegistration.Name, r.Cfg.Init.LocalAPIEndpoint.AdvertiseAddress}, nil
 	},
 	Render: func(_ context.Context, r *Run) (Output, error) {
 		values, warnings := host.Sysctls(nil, r.Cfg.Boot.Sysctls, clusterHasIPv6(r.Cfg))
-		return Output{
-			Files:    []rootfs.File{host.ModulesLoadFile(hostModules(r.Cfg)), host.SysctlFile(values)},
-			Warnings: warnings,
-		}, nil
+		files := []rootfs.File{host.ModulesLoadFile(hostModules(r.Cfg)), host.SysctlFile(values)}
+		summary := ""
+		if *r.Cfg.Boot.NodeNameInHosts {
+			current, err := r.readOptional(host.HostsPath)
+			if err != nil {
+				return Output{}, err
+			}
+			if f, changed := host.HostsWithNode(current, r.Cfg.Init.LocalAPIEndpoint.AdvertiseAddress, r.Cfg.Init.NodeRegistration.Name); changed {
+				files = append(files, f)
+				summary = "node name added to /etc/hosts"
+			}
+		}
+		return Output{Files: files, Warnings: warnings, Summary: summary}, nil
 	},
 	Apply: func(ctx context.Context, r *Run) (string, error) {
 		reports, err := host.LoadModules(ctx, r.Root, "", hostModules(r.Cfg), host.KernelLoader())

@@ -13,6 +13,7 @@ import (
 	"github.com/kubeboot/kubeboot/pkg/cri"
 	"github.com/kubeboot/kubeboot/pkg/host"
 	"github.com/kubeboot/kubeboot/pkg/kubelet"
+	"github.com/kubeboot/kubeboot/pkg/rootfs"
 	"github.com/kubeboot/kubeboot/pkg/systemd"
 )
 
@@ -123,6 +124,15 @@ var resetFilesPhase = Phase{
 	},
 	Apply: func(_ context.Context, r *Run) (string, error) {
 		n := 0
+		if hosts, err := r.readOptional(host.HostsPath); err == nil {
+			if data, changed, empty := host.HostsWithoutNode(hosts); changed && empty {
+				r.Writer.Remove(host.HostsPath)
+			} else if changed {
+				if _, err := r.Writer.WriteFile(rootfs.File{Path: host.HostsPath, Mode: 0o644, Data: data}); err != nil {
+					return "", err
+				}
+			}
+		}
 		for _, p := range resetPaths(r) {
 			if _, err := r.readOptionalStat(p); err != nil {
 				continue

@@ -190,6 +190,9 @@ func defaultBoot(b *BootConfiguration) {
 	if b.Audit.MaxSize == 0 {
 		b.Audit.MaxSize = 100
 	}
+	if b.NodeNameInHosts == nil {
+		b.NodeNameInHosts = ptr.To(true)
+	}
 	if b.EncryptionAtRest.Enabled == nil {
 		b.EncryptionAtRest.Enabled = ptr.To(true)
 	}

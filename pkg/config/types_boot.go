@@ -26,6 +26,10 @@ type BootConfiguration struct {
 	// UploadCerts uploads the shared certificates, encrypted, to
 	// kube-system/kubeadm-certs for control-plane joins (kubeadm's --upload-certs).
 	UploadCerts bool `json:"uploadCerts,omitempty"`
+	// NodeNameInHosts adds "<advertise address> <node name>" to /etc/hosts
+	// when the name is not there (default on): a node name that does not
+	// resolve makes the kubelet stall at each registration step.
+	NodeNameInHosts *bool `json:"nodeNameInHosts,omitempty"`
 	// PodNetwork asks for kubeboot's built-in single-node pod network.
 	PodNetwork PodNetwork `json:"podNetwork,omitempty"`
 	// EncryptionAtRest encrypts Secrets in etcd.
