@@ -178,17 +178,20 @@ func Retry(ctx context.Context, timeout time.Duration, ready func(context.Contex
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 2*time.Second)
-		if ready != nil {
-			for time.Now().Before(deadline) {
-				rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				rerr := ready(rctx)
-				cancel()
-				if rerr == nil || ctx.Err() != nil {
-					break
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
+		waitReady(ctx, deadline, ready)
+	}
+}
+
+// waitReady polls ready until it answers or the deadline passes.
+func waitReady(ctx context.Context, deadline time.Time, ready func(context.Context) error) {
+	for ready != nil && time.Now().Before(deadline) && ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := ready(rctx)
+		cancel()
+		if err == nil {
+			return
 		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

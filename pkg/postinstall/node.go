@@ -24,6 +24,7 @@ const (
 // WaitForNode polls until the kubelet has registered the Node.
 func WaitForNode(ctx context.Context, c kubernetes.Interface, name string, timeout time.Duration) (*corev1.Node, error) {
 	deadline := time.Now().Add(timeout)
+	ready := ReadyFunc(c)
 	for {
 		n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
@@ -31,6 +32,11 @@ func WaitForNode(ctx context.Context, c kubernetes.Interface, name string, timeo
 		}
 		if !apierrors.IsNotFound(err) && !Transient(err) {
 			return nil, fmt.Errorf("get node %s: %w", name, err)
+		}
+		// After a restart the API server answers before its authorizer is
+		// warm; asking again before /readyz says ok gets a false "forbidden".
+		if Transient(err) {
+			waitReady(ctx, deadline, ready)
 		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("node %s did not register within %s (is the kubelet running? last error: %v)", name, timeout, err)

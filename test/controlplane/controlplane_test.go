@@ -143,7 +143,7 @@ joinSecret:
 
 // run starts kubeboot; onLine is called for each output line.
 func (e *env) run(extraEnv []string, onLine func(string)) (*exec.Cmd, *bytes.Buffer) {
-	cmd := exec.Command(e.kubeboot, "init", "--root", e.root, "--config", e.config, "--skip-phases", "host,preflight,kubelet-start")
+	cmd := exec.Command(e.kubeboot, "init", "--root", e.root, "--config", e.config, "--skip-phases", "host,preflight,images,kubelet-start")
 	cmd.Env = append(os.Environ(), extraEnv...)
 	var out bytes.Buffer
 	pr, pw := io.Pipe()
@@ -252,7 +252,9 @@ func TestControlPlane(t *testing.T) {
 	e.startPlane(time.Minute)
 	api := e.plane.Get("kube-apiserver")
 	if api == nil {
-		t.Fatalf("control plane not started:\n%s", out)
+		cmd.Process.Kill()
+		time.Sleep(100 * time.Millisecond)
+		t.Fatalf("control plane not started; kubeboot said:\n%s", out)
 	}
 	liveAt := livez(ctx, "https://"+net.JoinHostPort(e.addr, "6443")+"/livez")
 	go e.registerNode(ctx)
