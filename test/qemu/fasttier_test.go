@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -368,7 +369,10 @@ func (ft *fastTier) run(t *testing.T, c fastCase) {
 		t.Errorf("the dry run's userdata phase does not name %q as the source:\n%s", c.source, dry)
 	}
 	consoleLog, _ := os.ReadFile(console)
-	for _, line := range []string{"[host] modules:", "PHASE", "total", "sent to virtio-serial port " + joinPort} {
+	if !regexp.MustCompile(`\[host\] [^\n]*modules: `).Match(consoleLog) {
+		t.Errorf("serial console lacks the host phase's module line")
+	}
+	for _, line := range []string{"PHASE", "total", "sent to virtio-serial port " + joinPort} {
 		if !bytes.Contains(consoleLog, []byte(line)) {
 			t.Errorf("serial console lacks %q", line)
 		}
