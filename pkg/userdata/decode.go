@@ -20,7 +20,6 @@ type decoder struct {
 	fetched *budget // bytes of remote file contents
 
 	res     *Result
-	formats []string
 	ignored map[string]bool // cloud-config keys not applied
 }
 
