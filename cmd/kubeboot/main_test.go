@@ -299,3 +299,37 @@ func TestResetRemovesEverythingInitWrote(t *testing.T) {
 		t.Fatalf("init after reset: %s", r.stderr)
 	}
 }
+
+// TestUserdataFormats renders the node each userdata format describes.
+func TestUserdataFormats(t *testing.T) {
+	for _, tc := range []struct{ file, node string }{
+		{"ignition.ign", "ud-ignition"},
+		{"cloud-config.yaml", "ud-cloud-config"},
+		{"plain.yaml", "ud-plain"},
+		{"multipart.txt", "ud-multipart"},
+		{"../../../../ignition/control-plane.ign", ""},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			root := t.TempDir()
+			r := kubeboot(t, nil, "", "init", "--dry-run", "--root", root, "--userdata", filepath.Join("testdata/userdata", tc.file))
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s%s", r.code, r.stdout, r.stderr)
+			}
+			etcd, err := os.ReadFile(filepath.Join(root, "etc/kubernetes/manifests/etcd.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.node != "" && !strings.Contains(string(etcd), "--name="+tc.node) {
+				t.Errorf("etcd manifest is not for node %s", tc.node)
+			}
+			if tc.node == "ud-cloud-config" {
+				if motd, _ := os.ReadFile(filepath.Join(root, "etc/motd")); string(motd) != "hello from cloud-config" {
+					t.Errorf("write_files not applied under the root: %q", motd)
+				}
+			}
+			if !strings.Contains(r.stdout, "[userdata] ") || strings.Contains(r.stdout, "[userdata] no userdata") {
+				t.Errorf("userdata phase did not apply the userdata:\n%s", r.stdout)
+			}
+		})
+	}
+}
