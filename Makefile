@@ -45,7 +45,7 @@ e2e-controlplane: k8sbin
 	exit $${PIPESTATUS[0]}
 
 # Every fuzz target for a short while (the long runs are in docs/reliability.md).
-FUZZ_TARGETS := pkg/config:FuzzLoad pkg/userdata:FuzzIgnition pkg/userdata:FuzzCloudConfig pkg/userdata:FuzzMultipart pkg/userdata:FuzzDataURL
+FUZZ_TARGETS := pkg/config:FuzzLoad pkg/config:FuzzLoadJoin pkg/userdata:FuzzIgnition pkg/userdata:FuzzCloudConfig pkg/userdata:FuzzMultipart pkg/userdata:FuzzDataURL
 FUZZTIME ?= 10s
 fuzz-short:
 	set -eo pipefail; for t in $(FUZZ_TARGETS); do \

@@ -3,6 +3,7 @@ package firstboot
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/kubeboot/kubeboot/pkg/config"
@@ -55,6 +56,20 @@ var hostPhase = Phase{
 		return Output{Files: files, Warnings: warnings, Summary: summary}, nil
 	},
 	Apply: func(ctx context.Context, r *Run) (string, error) {
+		// The network is the machine's whatever the root prefix: an
+		// advertise address no interface holds, or subnets a local route
+		// covers, make clusters that only half work.
+		if err := host.CheckAdvertise(net.ParseIP(r.Cfg.Init.LocalAPIEndpoint.AdvertiseAddress)); err != nil {
+			return "", err
+		}
+		pods, _ := config.ParseCIDRs(r.Cfg.Cluster.Networking.PodSubnet)
+		if r.Cfg.Cluster.Networking.PodSubnet == "" {
+			pods = nil
+		}
+		services, _ := config.ParseCIDRs(r.Cfg.Cluster.Networking.ServiceSubnet)
+		if err := host.CheckSubnets(pods, services); err != nil {
+			return "", err
+		}
 		reports, err := host.LoadModules(ctx, r.Root, "", hostModules(r.Cfg), host.KernelLoader())
 		if err != nil {
 			return "", err

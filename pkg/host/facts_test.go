@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -66,5 +67,29 @@ func TestDefaultRouteSources(t *testing.T) {
 	}
 	if len(got) != 2 || !got[0].Equal(net.ParseIP("192.0.2.11")) || !got[1].Equal(net.ParseIP("2001:db8::10")) {
 		t.Fatalf("got %v, want [192.0.2.11 2001:db8::10]", got)
+	}
+	// The advertise checks, in the same namespace.
+	if err := CheckAdvertise(net.ParseIP("192.0.2.11")); err != nil {
+		t.Errorf("CheckAdvertise on an up interface: %v", err)
+	}
+	if err := CheckAdvertise(net.ParseIP("198.51.100.1")); err == nil || !strings.Contains(err.Error(), "not assigned") {
+		t.Errorf("CheckAdvertise of a foreign address: %v", err)
+	}
+	cidr := func(s string) []*net.IPNet { _, n, _ := net.ParseCIDR(s); return []*net.IPNet{n} }
+	if err := CheckSubnets(cidr("10.244.0.0/16"), cidr("10.96.0.0/12")); err != nil {
+		t.Errorf("CheckSubnets without overlap: %v", err)
+	}
+	if err := CheckSubnets(cidr("192.0.2.0/25"), cidr("10.96.0.0/12")); err == nil || !strings.Contains(err.Error(), "pod subnet 192.0.2.0/25 overlaps the route to 192.0.2.0/24 via kb0") {
+		t.Errorf("CheckSubnets with a pod subnet inside a local route: %v", err)
+	}
+	if err := CheckSubnets(cidr("10.244.0.0/16"), cidr("192.0.0.0/16")); err == nil || !strings.Contains(err.Error(), "service subnet") {
+		t.Errorf("CheckSubnets with a service subnet around a local route: %v", err)
+	}
+	if err := CheckSubnets(cidr("192.0.0.0/16"), cidr("10.96.0.0/12")); err != nil {
+		t.Errorf("a route inside the pod subnet is the pod network's: %v", err)
+	}
+	netlink.LinkSetDown(link)
+	if err := CheckAdvertise(net.ParseIP("192.0.2.11")); err == nil || !strings.Contains(err.Error(), "down") {
+		t.Errorf("CheckAdvertise on a down interface: %v", err)
 	}
 }

@@ -31,8 +31,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -283,6 +283,7 @@ func TestControlPlane(t *testing.T) {
 	t.Run("objects", func(t *testing.T) { checkObjects(t, e) })
 	t.Run("join secret sinks", func(t *testing.T) { checkSinks(t, e, secret) })
 	t.Run("anonymous cluster-info", func(t *testing.T) { checkClusterInfo(t, e, secret) })
+	t.Run("discovery", func(t *testing.T) { testDiscovery(t, e, secret) })
 	t.Run("bootstrap token CSR auto-approved", func(t *testing.T) { checkCSR(t, e, secret) })
 	t.Run("permissions", func(t *testing.T) { checkPermissions(t, e, secret) })
 	t.Run("kubeadm-certs", func(t *testing.T) { checkCerts(t, e, secret) })
