@@ -3,10 +3,13 @@ package firstboot
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/kubeboot/kubeboot/pkg/config"
 	"github.com/kubeboot/kubeboot/pkg/rootfs"
+	"github.com/kubeboot/kubeboot/pkg/systemd"
 )
 
 // metaDataFacts lets NoCloud meta-data's local-hostname name the node.
@@ -46,6 +49,42 @@ var userdataPhase = Phase{
 			Warnings: ud.Warnings,
 			Write:    func(w rootfs.Writer) error { return ud.Apply(w) },
 		}, nil
+	},
+	// Units the userdata enables are enabled and started, as they would
+	// be had Ignition run in the initramfs; kubeboot runs after that boot
+	// has begun, so enabling alone would wait for the next boot.
+	Apply: func(ctx context.Context, r *Run) (string, error) {
+		if r.Userdata == nil {
+			return "", nil
+		}
+		enable, disable := r.Userdata.UnitStates()
+		if len(disable) > 0 {
+			r.warn("userdata", "units to disable are left as they are: "+strings.Join(disable, ", "))
+		}
+		if len(enable) == 0 {
+			return "", nil
+		}
+		m, err := systemd.Connect(ctx)
+		if errors.Is(err, systemd.ErrNoSystemd) {
+			r.warn("userdata", "units not enabled ("+err.Error()+"): "+strings.Join(enable, ", "))
+			return "", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		defer m.Close()
+		if err := m.Reload(ctx); err != nil {
+			return "", err
+		}
+		for _, u := range enable {
+			if err := m.Enable(ctx, u); err != nil {
+				return "", fmt.Errorf("enable %s: %w", u, err)
+			}
+			if err := m.Start(ctx, u); err != nil {
+				return "", fmt.Errorf("start %s: %w", u, err)
+			}
+		}
+		return "enabled and started " + strings.Join(enable, ", "), nil
 	},
 }
 

@@ -333,3 +333,35 @@ func TestUserdataFormats(t *testing.T) {
 		})
 	}
 }
+
+// TestClonedDiskRefused: a NoCloud instance-id other than the one that
+// initialised the disk means a cloned image; kubeboot refuses to reuse the
+// old identity unless told to.
+func TestClonedDiskRefused(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "proc"), 0o755)
+	os.MkdirAll(filepath.Join(root, "seed"), 0o755)
+	os.WriteFile(filepath.Join(root, "proc/cmdline"), []byte("console=ttyS0 ds=nocloud;s=file:///seed/\n"), 0o644)
+	userData, _ := os.ReadFile("testdata/userdata/cloud-config.yaml")
+	os.WriteFile(filepath.Join(root, "seed/user-data"), userData, 0o644)
+	meta := func(id string) {
+		os.WriteFile(filepath.Join(root, "seed/meta-data"), []byte("instance-id: "+id+"\nlocal-hostname: cloned\n"), 0o644)
+	}
+	meta("i-first")
+	if r := kubeboot(t, nil, "", "init", "--root", root, "--skip-phases", "host,preflight,images,kubelet-start,wait-control-plane,upload-config,upload-certs,mark-control-plane,bootstrap-token,addons,join-secret"); r.code != 0 {
+		t.Fatalf("first boot: %s%s", r.stdout, r.stderr)
+	}
+	caKey, _ := os.ReadFile(filepath.Join(root, "etc/kubernetes/pki/ca.key"))
+	meta("i-second")
+	r := kubeboot(t, nil, "", "init", "--root", root, "--skip-phases", "host,preflight,images,kubelet-start,wait-control-plane,upload-config,upload-certs,mark-control-plane,bootstrap-token,addons,join-secret")
+	if r.code == 0 || !strings.Contains(r.stderr, `initialised by instance "i-first" and now runs as "i-second"`) {
+		t.Fatalf("cloned disk accepted: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if after, _ := os.ReadFile(filepath.Join(root, "etc/kubernetes/pki/ca.key")); !bytes.Equal(caKey, after) {
+		t.Errorf("the refused run changed the CA")
+	}
+	r = kubeboot(t, nil, "", "init", "--root", root, "--allow-new-instance", "--skip-phases", "host,preflight,images,kubelet-start,wait-control-plane,upload-config,upload-certs,mark-control-plane,bootstrap-token,addons,join-secret")
+	if r.code != 0 {
+		t.Fatalf("--allow-new-instance: %s%s", r.stdout, r.stderr)
+	}
+}
