@@ -1,18 +1,12 @@
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
-	"reflect"
 	"regexp"
 	"strings"
-	"unicode/utf8"
 
-	yaml "go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
@@ -153,18 +147,7 @@ func SetJoinDefaults(c *JoinConfig) {
 // are kept.
 func ResolveJoin(c *JoinConfig, h HostFacts) error {
 	e := c.errorsFor(KindJoin)
-	nr := &c.Join.NodeRegistration
-	if nr.Name == "" {
-		name, err := h.Hostname()
-		if err != nil {
-			e.add("nodeRegistration.name", "not set and the hostname cannot be read: %v", err)
-		} else {
-			nr.Name = strings.ToLower(strings.TrimSpace(name))
-			for _, msg := range validation.IsDNS1123Subdomain(nr.Name) {
-				e.add("nodeRegistration.name", "not set, and the hostname %q is not a valid node name (%s); set nodeRegistration.name", nr.Name, msg)
-			}
-		}
-	}
+	resolveNodeName(e, &c.Join.NodeRegistration, h)
 	if cp := c.Join.ControlPlane; cp != nil && cp.LocalAPIEndpoint.AdvertiseAddress == "" {
 		ips, err := h.DefaultRouteSources()
 		switch {
@@ -316,91 +299,4 @@ func validateNodeRegistration(e *docErrors, nr *NodeRegistrationOptions) {
 	default:
 		e.add("nodeRegistration.imagePullPolicy", "invalid policy %q (expected Always, IfNotPresent or Never)", nr.ImagePullPolicy)
 	}
-}
-
-// stream describes the documents one command accepts; decode is the loop
-// of Decode with the command's kinds.
-type stream struct {
-	command string
-	kinds   map[string]string // kind → apiVersion
-	unused  map[string]string // kinds known but not used by this command → why
-	list    string
-}
-
-// decode reads every document of data strictly into targets (kind →
-// pointer) and returns where each kind came from.
-func (s stream) decode(source string, data []byte, targets map[string]any) (map[string]docInfo, error) {
-	fail := func(format string, args ...any) error {
-		return &Error{Errs: []*FieldError{{Source: source, Msg: fmt.Sprintf(format, args...)}}}
-	}
-	if len(data) > MaxSize {
-		return nil, fail("configuration is %d bytes, more than the limit of %d", len(data), MaxSize)
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, fail("empty configuration: expected at least one YAML document")
-	}
-	if !utf8.Valid(data) || bytes.IndexByte(data, 0) >= 0 {
-		return nil, fail("not a text file: configuration must be UTF-8 YAML")
-	}
-	docs := map[string]docInfo{}
-	firstDoc := map[string]int{}
-	all := &Error{}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for doc := 1; ; doc++ {
-		var n yaml.Node
-		err := dec.Decode(&n)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			all.Errs = append(all.Errs, &FieldError{Source: source, Doc: doc, Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")})
-			break
-		}
-		root := &n
-		if root.Kind == yaml.DocumentNode {
-			if len(root.Content) == 0 {
-				continue
-			}
-			root = root.Content[0]
-		}
-		if isNull(root) {
-			continue
-		}
-		if root.Kind != yaml.MappingNode {
-			all.Errs = append(all.Errs, &FieldError{Source: source, Doc: doc, Line: root.Line, Msg: "expected a mapping with apiVersion and kind, got " + describe(root)})
-			continue
-		}
-		apiVersion, kind := typeMeta(root)
-		errs := &docErrors{source: source, doc: doc, kind: kind, lines: map[string]int{}}
-		why, known := s.unused[kind]
-		switch {
-		case kind == "":
-			errs.add("kind", "missing: every document needs apiVersion and kind (one of %s)", s.list)
-		case known:
-			errs.add("kind", "%s is not used by kubeboot %s%s; remove this document", kind, s.command, why)
-		case s.kinds[kind] == "":
-			errs.add("kind", "unknown kind %q (expected one of %s)", kind, s.list)
-		case apiVersion != s.kinds[kind]:
-			hint := ""
-			if strings.HasPrefix(apiVersion, "kubeadm.k8s.io/") {
-				hint = "; older kubeadm versions are not accepted: convert the file with `kubeadm config migrate`"
-			}
-			errs.add("apiVersion", "unsupported apiVersion %q for %s (expected %s)%s", apiVersion, kind, s.kinds[kind], hint)
-		case firstDoc[kind] != 0:
-			errs.add("", "duplicate %s: already given in document %d", kind, firstDoc[kind])
-		default:
-			firstDoc[kind] = doc
-			docs[kind] = docInfo{index: doc, lines: errs.lines}
-			d := &strictDecoder{errs: errs, lines: errs.lines}
-			d.decode(root, reflect.ValueOf(targets[kind]).Elem(), "")
-		}
-		all.Errs = append(all.Errs, errs.errs...)
-	}
-	if len(all.Errs) > 0 {
-		return nil, all
-	}
-	if len(firstDoc) == 0 {
-		return nil, fail("no configuration documents found")
-	}
-	return docs, nil
 }

@@ -21,18 +21,7 @@ type HostFacts interface {
 // source address of the default route). Values the user set are kept.
 func Resolve(c *Config, h HostFacts) error {
 	e := c.errorsFor(KindInit)
-	nr := &c.Init.NodeRegistration
-	if nr.Name == "" {
-		name, err := h.Hostname()
-		if err != nil {
-			e.add("nodeRegistration.name", "not set and the hostname cannot be read: %v", err)
-		} else {
-			nr.Name = strings.ToLower(strings.TrimSpace(name))
-			for _, msg := range validation.IsDNS1123Subdomain(nr.Name) {
-				e.add("nodeRegistration.name", "not set, and the hostname %q is not a valid node name (%s); set nodeRegistration.name", nr.Name, msg)
-			}
-		}
-	}
+	resolveNodeName(e, &c.Init.NodeRegistration, h)
 	ep := &c.Init.LocalAPIEndpoint
 	if ep.AdvertiseAddress == "" {
 		ips, err := h.DefaultRouteSources()
@@ -81,3 +70,20 @@ func (s StaticFacts) Hostname() (string, error) {
 }
 
 func (s StaticFacts) DefaultRouteSources() ([]net.IP, error) { return s.IPs, nil }
+
+// resolveNodeName defaults the node name to the lower-cased hostname, as
+// kubeadm does, for init and join alike.
+func resolveNodeName(e *docErrors, nr *NodeRegistrationOptions, h HostFacts) {
+	if nr.Name != "" {
+		return
+	}
+	name, err := h.Hostname()
+	if err != nil {
+		e.add("nodeRegistration.name", "not set and the hostname cannot be read: %v", err)
+		return
+	}
+	nr.Name = strings.ToLower(strings.TrimSpace(name))
+	for _, msg := range validation.IsDNS1123Subdomain(nr.Name) {
+		e.add("nodeRegistration.name", "not set, and the hostname %q is not a valid node name (%s); set nodeRegistration.name", nr.Name, msg)
+	}
+}

@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/version"
-	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 )
 
 // Validate checks a defaulted configuration and returns every problem found.
@@ -64,10 +63,7 @@ func validateInit(c *Config, e *docErrors) {
 	in := &c.Init
 	for i, t := range in.BootstrapTokens {
 		p := fmt.Sprintf("bootstrapTokens[%d]", i)
-		if t.Token != "" && !bootstraputil.IsValidBootstrapToken(t.Token) {
-			// Never echo a token back: it is a secret even when malformed.
-			e.add(p+".token", `invalid bootstrap token: expected the form "[a-z0-9]{6}.[a-z0-9]{16}"`)
-		}
+		validateTokenField(e, p+".token", t.Token, false)
 		if t.TTL != nil && t.TTL.Duration < 0 {
 			e.add(p+".ttl", "must not be negative, got %s", t.TTL.Duration)
 		}
@@ -85,22 +81,7 @@ func validateInit(c *Config, e *docErrors) {
 			}
 		}
 	}
-	nr := &in.NodeRegistration
-	if nr.Name != "" {
-		for _, msg := range validation.IsDNS1123Subdomain(nr.Name) {
-			e.add("nodeRegistration.name", "invalid node name %q: %s", nr.Name, msg)
-		}
-	}
-	if err := validateCRISocket(nr.CRISocket); err != nil {
-		e.add("nodeRegistration.criSocket", "%v", err)
-	}
-	validateTaints(e, "nodeRegistration.taints", nr.Taints)
-	validateArgs(e, "nodeRegistration.kubeletExtraArgs", nr.KubeletExtraArgs)
-	switch nr.ImagePullPolicy {
-	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
-	default:
-		e.add("nodeRegistration.imagePullPolicy", "invalid policy %q (expected Always, IfNotPresent or Never)", nr.ImagePullPolicy)
-	}
+	validateNodeRegistration(e, &in.NodeRegistration)
 	if a := in.LocalAPIEndpoint.AdvertiseAddress; a != "" {
 		if ip := net.ParseIP(a); ip == nil {
 			e.add("localAPIEndpoint.advertiseAddress", "invalid IP address %q", a)
