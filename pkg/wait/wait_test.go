@@ -46,7 +46,7 @@ func TestTimeoutNamesEachComponent(t *testing.T) {
 	closed := l.Addr().String()
 	l.Close()
 	logs := func(_ context.Context, c string, n int) (string, error) { return "E1129 " + c + " crashed\n", nil }
-	_, err := Waiter{Timeout: 400 * time.Millisecond, Interval: 20 * time.Millisecond, Logs: logs}.Wait(context.Background(), []Check{
+	_, err := Waiter{Timeout: 2 * time.Second, Interval: 20 * time.Millisecond, Logs: logs}.Wait(context.Background(), []Check{
 		{Name: "kube-apiserver /readyz", URL: bad.URL, Container: "kube-apiserver"},
 		{Name: "kube-scheduler", URL: "http://" + closed + "/livez", Container: "kube-scheduler"},
 		{Name: "kube-controller-manager", URL: good.URL},
