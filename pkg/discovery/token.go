@@ -213,6 +213,7 @@ func (r *reader) poll(ctx context.Context, tlsConfig *tls.Config, check func(*co
 		},
 	}
 	wait := firstRetry
+	var useful *readError // the last failure that says more than "time is up"
 	for attempt := 1; ; attempt++ {
 		cm, rerr := r.get(ctx, client)
 		if rerr == nil && check != nil {
@@ -224,6 +225,12 @@ func (r *reader) poll(ctx context.Context, tlsConfig *tls.Config, check func(*co
 		if rerr.permanent {
 			return nil, rerr.final(attempt, r.timeout)
 		}
+		// An attempt the deadline cut short only says the deadline came;
+		// the error before it (connection refused, say) says why.
+		if useful == nil || !errors.Is(rerr.cause, context.DeadlineExceeded) {
+			useful = rerr
+		}
+		rerr = useful
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.Canceled) {
