@@ -13,6 +13,7 @@ export CGO_ENABLED := 0
 include test/k8sbin.mk
 include image/images.mk
 include test/qemu.mk
+include image/image.mk
 
 # Debian packages the tests use (installed once, idempotent).
 deps:
@@ -35,6 +36,9 @@ test: build deps
 	$(MAKE) e2e-controlplane
 	$(MAKE) e2e-node
 	$(MAKE) qemu-test
+	@# The full tier (the golden image booting a real control plane under
+	@# TCG, about 9 minutes) is the nightly switch: KUBEBOOT_QEMU_FULL=1.
+	if [ -n "$$KUBEBOOT_QEMU_FULL" ]; then $(MAKE) qemu-full; fi
 
 # The real etcd, kube-apiserver, kube-controller-manager and kube-scheduler
 # (built once per version into a cache) run from kubeboot's manifests.
