@@ -3,7 +3,9 @@ package firstboot
 import (
 	"context"
 	"errors"
+	"strings"
 
+	"github.com/kubeboot/kubeboot/pkg/config"
 	"github.com/kubeboot/kubeboot/pkg/kubelet"
 	"github.com/kubeboot/kubeboot/pkg/systemd"
 )
@@ -12,10 +14,10 @@ var kubeletStartPhase = Phase{
 	Name:  "kubelet-start",
 	Short: "Write the kubelet's configuration, flags and systemd drop-in",
 	Inputs: func(r *Run) (any, error) {
-		return []any{r.Cfg.Kubelet, r.Cfg.Init.NodeRegistration, r.Cfg.Init.LocalAPIEndpoint}, nil
+		return []any{withResolver(r).Kubelet, r.Cfg.Init.NodeRegistration, r.Cfg.Init.LocalAPIEndpoint}, nil
 	},
 	Render: func(_ context.Context, r *Run) (Output, error) {
-		files, err := kubelet.Render(r.Cfg)
+		files, err := kubelet.Render(withResolver(r))
 		if err != nil {
 			return Output{}, err
 		}
@@ -43,4 +45,33 @@ var kubeletStartPhase = Phase{
 		}
 		return "kubelet.service " + st.String(), nil
 	},
+}
+
+// Where systemd-resolved keeps the real upstream servers; /etc/resolv.conf
+// then names only its 127.0.0.53 stub, which pods cannot reach and which
+// makes CoreDNS forward to itself.
+const (
+	resolvedStub     = "nameserver 127.0.0.53"
+	resolvedUpstream = "/run/systemd/resolve/resolv.conf"
+)
+
+// withResolver points the kubelet at systemd-resolved's upstream list when
+// the host's resolv.conf is the stub, as kubeadm does; a resolvConf the
+// user set is kept.
+func withResolver(r *Run) *config.Config {
+	if r.Cfg.Kubelet.ResolverConfig != nil {
+		return r.Cfg
+	}
+	stub, err := r.readFile("/etc/resolv.conf")
+	if err != nil || !strings.Contains(string(stub), resolvedStub) {
+		return r.Cfg
+	}
+	if _, err := r.readFile(resolvedUpstream); err != nil {
+		return r.Cfg
+	}
+	c := *r.Cfg
+	c.Kubelet = *r.Cfg.Kubelet.DeepCopy()
+	path := resolvedUpstream
+	c.Kubelet.ResolverConfig = &path
+	return &c
 }

@@ -120,3 +120,41 @@ func TestSkipAndFailure(t *testing.T) {
 		t.Errorf("CheckSkip: %v", err)
 	}
 }
+
+func TestKubeletResolverFollowsSystemdResolved(t *testing.T) {
+	for _, tc := range []struct {
+		name, resolv string
+		upstream      bool
+		want          string
+	}{
+		{"stub and upstream", "nameserver 127.0.0.53\noptions edns0\n", true, "resolvConf: /run/systemd/resolve/resolv.conf"},
+		{"stub without upstream", "nameserver 127.0.0.53\n", false, ""},
+		{"plain resolv.conf", "nameserver 192.0.2.53\n", true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+			os.WriteFile(filepath.Join(root, "etc/resolv.conf"), []byte(tc.resolv), 0o644)
+			if tc.upstream {
+				os.MkdirAll(filepath.Join(root, "run/systemd/resolve"), 0o755)
+				os.WriteFile(filepath.Join(root, "run/systemd/resolve/resolv.conf"), []byte("nameserver 192.0.2.53\n"), 0o644)
+			}
+			r := newRun(t, root)
+			r.Writer = rootfs.Writer{Root: root}
+			out, err := kubeletStartPhase.Render(context.Background(), r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := string(out.Files[0].Data)
+			if tc.want != "" && !strings.Contains(cfg, tc.want) {
+				t.Errorf("kubelet config lacks %q", tc.want)
+			}
+			if tc.want == "" && strings.Contains(cfg, "resolvConf") {
+				t.Errorf("kubelet config sets resolvConf:\n%s", cfg)
+			}
+			if r.Cfg.Kubelet.ResolverConfig != nil {
+				t.Errorf("the shared configuration was changed")
+			}
+		})
+	}
+}
