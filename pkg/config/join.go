@@ -253,14 +253,7 @@ func validateJoin(e *docErrors, j *JoinConfiguration) {
 		e.add("caCertPath", "must name a .crt file, got %q", j.CACertPath)
 	}
 	if cp := j.ControlPlane; cp != nil {
-		if a := cp.LocalAPIEndpoint.AdvertiseAddress; a != "" {
-			if ip := net.ParseIP(a); ip == nil {
-				e.add("controlPlane.localAPIEndpoint.advertiseAddress", "invalid IP address %q", a)
-			} else if ip.IsUnspecified() || ip.IsLoopback() || ip.IsMulticast() {
-				e.add("controlPlane.localAPIEndpoint.advertiseAddress", "%q cannot be advertised to other nodes", a)
-			}
-		}
-		validatePort(e, "controlPlane.localAPIEndpoint.bindPort", int64(cp.LocalAPIEndpoint.BindPort))
+		validateAPIEndpoint(e, "controlPlane.localAPIEndpoint", cp.LocalAPIEndpoint)
 		if cp.CertificateKey != "" && !hexKey.MatchString(cp.CertificateKey) {
 			e.add("controlPlane.certificateKey", "invalid certificate key: expected 64 lower-case hex characters (32 bytes)")
 		}

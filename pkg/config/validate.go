@@ -82,14 +82,7 @@ func validateInit(c *Config, e *docErrors) {
 		}
 	}
 	validateNodeRegistration(e, &in.NodeRegistration)
-	if a := in.LocalAPIEndpoint.AdvertiseAddress; a != "" {
-		if ip := net.ParseIP(a); ip == nil {
-			e.add("localAPIEndpoint.advertiseAddress", "invalid IP address %q", a)
-		} else if ip.IsUnspecified() || ip.IsLoopback() || ip.IsMulticast() {
-			e.add("localAPIEndpoint.advertiseAddress", "%q cannot be advertised to other nodes", a)
-		}
-	}
-	validatePort(e, "localAPIEndpoint.bindPort", int64(in.LocalAPIEndpoint.BindPort))
+	validateAPIEndpoint(e, "localAPIEndpoint", in.LocalAPIEndpoint)
 	if in.CertificateKey != "" && !hexKey.MatchString(in.CertificateKey) {
 		e.add("certificateKey", "invalid certificate key: expected 64 lower-case hex characters (32 bytes)")
 	}
@@ -97,6 +90,18 @@ func validateInit(c *Config, e *docErrors) {
 		e.add("patches.directory", "patches are not supported by kubeboot yet; use extraArgs, extraVolumes and the component configurations")
 	}
 	validateTimeouts(e, "timeouts", in.Timeouts)
+}
+
+// validateAPIEndpoint checks an address other nodes will dial and its port.
+func validateAPIEndpoint(e *docErrors, p string, ep APIEndpoint) {
+	if a := ep.AdvertiseAddress; a != "" {
+		if ip := net.ParseIP(a); ip == nil {
+			e.add(p+".advertiseAddress", "invalid IP address %q", a)
+		} else if ip.IsUnspecified() || ip.IsLoopback() || ip.IsMulticast() {
+			e.add(p+".advertiseAddress", "%q cannot be advertised to other nodes", a)
+		}
+	}
+	validatePort(e, p+".bindPort", int64(ep.BindPort))
 }
 
 func validateTimeouts(e *docErrors, p string, t *Timeouts) {

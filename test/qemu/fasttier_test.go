@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -88,29 +87,13 @@ joinSecret:
       name: ` + joinPort + "\n"
 }
 
-// ignitionConfig carries kubeboot's configuration as /etc/kubeboot/config.yaml.
-func ignitionConfig(config string) []byte {
-	doc := map[string]any{
-		"ignition": map[string]any{"version": "3.4.0"},
-		"storage": map[string]any{"files": []any{map[string]any{
-			"path": "/etc/kubeboot/config.yaml",
-			"mode": 0o600,
-			"contents": map[string]any{
-				"source": "data:;base64," + base64.StdEncoding.EncodeToString([]byte(config)),
-			},
-		}}},
-	}
-	data, _ := json.MarshalIndent(doc, "", "  ")
-	return data
-}
-
 var fwCfgCase = fastCase{
 	name:     "fw_cfg",
 	address:  "192.0.2.10",
 	nodeName: "qemu-fwcfg",
 	userdata: func(t *testing.T, dir string) (map[string]string, []string) {
 		ign := filepath.Join(dir, "config.ign")
-		write(t, ign, ignitionConfig(configYAML("qemu-fwcfg", "192.0.2.10")))
+		write(t, ign, IgnitionConfig(configYAML("qemu-fwcfg", "192.0.2.10")))
 		return map[string]string{"opt/com.coreos/config": ign}, nil
 	},
 	hostRender: func(t *testing.T, kubeboot, dir, root string) {

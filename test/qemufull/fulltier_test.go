@@ -78,22 +78,6 @@ joinSecret:
 `, nodeName, joinPort, hostFromGuest, httpPort)
 }
 
-// ignitionConfig carries kubeboot's configuration as /etc/kubeboot/config.yaml.
-func ignitionConfig(config string) []byte {
-	doc := map[string]any{
-		"ignition": map[string]any{"version": "3.4.0"},
-		"storage": map[string]any{"files": []any{map[string]any{
-			"path": "/etc/kubeboot/config.yaml",
-			"mode": 0o600,
-			"contents": map[string]any{
-				"source": "data:;base64," + base64.StdEncoding.EncodeToString([]byte(config)),
-			},
-		}}},
-	}
-	data, _ := json.MarshalIndent(doc, "", "  ")
-	return data
-}
-
 // metadataServer is the host side of the HTTP sink.
 type metadataServer struct {
 	mu   sync.Mutex
@@ -225,7 +209,7 @@ func setup(t *testing.T) *fullTier {
 		t.Fatal(err)
 	}
 	ft.ign = filepath.Join(ft.out, "config.ign")
-	if err := os.WriteFile(ft.ign, ignitionConfig(configYAML(ft.httpPort)), 0o600); err != nil {
+	if err := os.WriteFile(ft.ign, qemu.IgnitionConfig(configYAML(ft.httpPort)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return ft
