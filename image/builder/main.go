@@ -1,6 +1,6 @@
 // Command builder writes kubeadm's control-plane images as OCI archives,
 // built locally from the project's binaries, for machines that cannot
-// pull: registry.k8s.io/kube-apiserver, kube-controller-manager,
+// pull: <imageRepository>/kube-apiserver, kube-controller-manager,
 // kube-scheduler and kube-proxy at the Kubernetes version, etcd, CoreDNS
 // and pause at kubeadm's tags, named exactly as `kubeadm config images
 // list` prints them. One archive per image, in

@@ -1,5 +1,5 @@
 // Command pause is the process of a pod's sandbox container
-// (registry.k8s.io/pause): it holds the pod's namespaces open, reaps the
+// (the pause image under the default imageRepository): it holds the pod's namespaces open, reaps the
 // zombies it inherits when it is PID 1 of a pod that shares its process
 // namespace, and exits 0 on SIGINT or SIGTERM. It does what upstream's
 // pause.c does, in Go, so the image builds from this repository alone.

@@ -1,5 +1,5 @@
 // Command coredns is upstream CoreDNS (github.com/coredns/coredns/coredns.go)
-// built from the Go module proxy for the registry.k8s.io/coredns/coredns
+// built from the Go module proxy for the <imageRepository>/coredns/coredns
 // image: the same plugin set (core/plugin, generated from upstream's
 // plugin.cfg) and the same entry point.
 package main
