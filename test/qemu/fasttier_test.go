@@ -189,14 +189,8 @@ func setupFastTier(t *testing.T) *fastTier {
 	if _, err := exec.LookPath(Binary); err != nil {
 		t.Skipf("QEMU is not installed (%s not in PATH): `make qemu-test` installs it, as root", Binary)
 	}
-	tree := os.Getenv("KUBEBOOT_QEMU_KERNEL")
-	if tree == "" {
-		cache := os.Getenv("KUBEBOOT_CACHE")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache/kubeboot")
-		}
-		tree = filepath.Join(cache, "qemu/kernel/current")
+	tree, explicit := KernelTree()
+	if !explicit {
 		if _, err := os.Stat(filepath.Join(tree, ".ready")); err != nil {
 			if os.Geteuid() != 0 {
 				t.Skipf("no kernel unpacked under %s and not root to fetch it: run `make qemu-test` as root", tree)

@@ -544,3 +544,18 @@ func checkPVH(data []byte) error {
 	}
 	return fmt.Errorf("no PVH entry point (the kernel lacks CONFIG_PVH)")
 }
+
+// KernelTree is where setup.sh unpacks Debian's kernel: KUBEBOOT_QEMU_KERNEL,
+// else qemu/kernel/current under the cache (KUBEBOOT_CACHE, default
+// ~/.cache/kubeboot). explicit tells whether the variable named it.
+func KernelTree() (tree string, explicit bool) {
+	if tree := os.Getenv("KUBEBOOT_QEMU_KERNEL"); tree != "" {
+		return tree, true
+	}
+	cache := os.Getenv("KUBEBOOT_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache/kubeboot")
+	}
+	return filepath.Join(cache, "qemu/kernel/current"), false
+}

@@ -151,15 +151,7 @@ func setup(t *testing.T) *fullTier {
 			ft.kernelRelease = v
 		}
 	}
-	tree := os.Getenv("KUBEBOOT_QEMU_KERNEL")
-	if tree == "" {
-		cache := os.Getenv("KUBEBOOT_CACHE")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache/kubeboot")
-		}
-		tree = filepath.Join(cache, "qemu/kernel/current")
-	}
+	tree, _ := qemu.KernelTree()
 	k, err := qemu.FindKernel(tree)
 	if err != nil {
 		t.Fatalf("kernel (test/qemu/setup.sh unpacks it): %v", err)
