@@ -175,6 +175,20 @@ func defaultBoot(b *BootConfiguration) {
 			h.Timeout = dur(time.Minute)
 		}
 	}
+	if b.Join.Timeout == nil {
+		b.Join.Timeout = dur(15 * time.Minute)
+	}
+	if r := b.Cluster.Rendezvous; r != nil {
+		if r.ControlPlaneReplicas == nil {
+			r.ControlPlaneReplicas = ptr.To[int32](3)
+		}
+		if r.LeaseDuration == nil {
+			r.LeaseDuration = dur(10 * time.Minute)
+		}
+		if r.Timeout == nil {
+			r.Timeout = dur(30 * time.Minute)
+		}
+	}
 	if b.Audit.Enabled == nil {
 		b.Audit.Enabled = ptr.To(true)
 	}

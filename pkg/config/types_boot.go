@@ -34,6 +34,52 @@ type BootConfiguration struct {
 	PodNetwork PodNetwork `json:"podNetwork,omitempty"`
 	// EncryptionAtRest encrypts Secrets in etcd.
 	EncryptionAtRest EncryptionAtRest `json:"encryptionAtRest,omitempty"`
+	// Join says where a joining machine reads its join secret from.
+	Join JoinSource `json:"join,omitempty"`
+	// Cluster forms a cluster from identical userdata (see Rendezvous).
+	Cluster ClusterFormation `json:"cluster,omitempty"`
+	// Manifests are files or directories of Kubernetes objects (a CNI
+	// add-on, for instance) that init applies with server-side apply after
+	// the addons, and again on every re-run.
+	Manifests []string `json:"manifests,omitempty"`
+}
+
+// JoinSource is the joining side of the join secret.
+type JoinSource struct {
+	// Source is a file path, a file:// URL, an http(s):// metadata URL
+	// (polled until the secret appears) or virtio-serial:NAME.
+	Source string `json:"source,omitempty"`
+	// Secret is the join secret document itself, carried in the userdata
+	// (the JSON document, or its age-sealed armored form).
+	Secret string `json:"secret,omitempty"`
+	// Identity is an age X25519 identity (AGE-SECRET-KEY-1...) that opens
+	// a sealed join secret; IdentityFile names a file holding one.
+	Identity     string `json:"identity,omitempty"`
+	IdentityFile string `json:"identityFile,omitempty"`
+	// Timeout bounds the wait for the secret to appear (default 15m).
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+}
+
+// ClusterFormation holds the rendezvous that lets identical machines
+// decide who runs init.
+type ClusterFormation struct {
+	Rendezvous *Rendezvous `json:"rendezvous,omitempty"`
+}
+
+// Rendezvous is an HTTP(S) store with conditional writes (RFC 9110
+// If-None-Match / If-Match, as S3, GCS and Azure Blob offer).
+type Rendezvous struct {
+	// URL is the prefix under which the claim, the join secret and the
+	// member count live.
+	URL string `json:"url"`
+	// ControlPlaneReplicas is how many machines join as control-plane
+	// nodes (the first runs init); the rest join as workers. Default 3.
+	ControlPlaneReplicas *int32 `json:"controlPlaneReplicas,omitempty"`
+	// LeaseDuration is how long a claim holds without being published
+	// before another machine may take over. Default 10m.
+	LeaseDuration *metav1.Duration `json:"leaseDuration,omitempty"`
+	// Timeout bounds the whole rendezvous wait. Default 30m.
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
 }
 
 type KernelModule struct {
@@ -44,6 +90,10 @@ type KernelModule struct {
 
 type JoinSecret struct {
 	Sinks []JoinSecretSink `json:"sinks,omitempty"`
+	// Recipients are age X25519 public keys (age1...): when set, the
+	// secret is sealed to them in every sink, so only holders of a
+	// matching identity can read it.
+	Recipients []string `json:"recipients,omitempty"`
 }
 
 // JoinSecretSink is one destination; exactly one field is set.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"filippo.io/age"
 	"fmt"
 	"net"
 	"net/url"
@@ -342,10 +343,7 @@ func validateBoot(c *Config, e *docErrors) {
 		}
 		if s.HTTP != nil {
 			n++
-			u, err := url.Parse(s.HTTP.URL)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				e.add(p+".http.url", "invalid URL: expected http:// or https:// with a host")
-			}
+			validateHTTPURL(e, p+".http.url", s.HTTP.URL)
 			if s.HTTP.Timeout != nil && s.HTTP.Timeout.Duration <= 0 {
 				e.add(p+".http.timeout", "must be a positive duration, got %s", s.HTTP.Timeout.Duration)
 			}
@@ -353,6 +351,26 @@ func validateBoot(c *Config, e *docErrors) {
 		if n != 1 {
 			e.add(p, "exactly one of file, virtioSerial or http must be set, got %d", n)
 		}
+	}
+	for i, r := range b.JoinSecret.Recipients {
+		if _, err := age.ParseX25519Recipient(r); err != nil {
+			e.add(fmt.Sprintf("joinSecret.recipients[%d]", i), "not an age X25519 public key (age1...)")
+		}
+	}
+	validateJoinSource(e, &b.Join)
+	if r := b.Cluster.Rendezvous; r != nil {
+		validateHTTPURL(e, "cluster.rendezvous.url", r.URL)
+		if r.ControlPlaneReplicas != nil && *r.ControlPlaneReplicas < 1 {
+			e.add("cluster.rendezvous.controlPlaneReplicas", "must be at least 1, got %d", *r.ControlPlaneReplicas)
+		}
+		for f, d := range map[string]*metav1.Duration{"cluster.rendezvous.leaseDuration": r.LeaseDuration, "cluster.rendezvous.timeout": r.Timeout} {
+			if d != nil && d.Duration <= 0 {
+				e.add(f, "must be a positive duration, got %s", d.Duration)
+			}
+		}
+	}
+	for i, m := range b.Manifests {
+		validateAbs(e, fmt.Sprintf("manifests[%d]", i), m)
 	}
 	if b.Audit.PolicyFile != "" {
 		validateAbs(e, "audit.policyFile", b.Audit.PolicyFile)
@@ -509,4 +527,42 @@ func validateImageRepository(s string) error {
 		return fmt.Errorf("invalid image repository %q", s)
 	}
 	return nil
+}
+
+func validateHTTPURL(e *docErrors, field, s string) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		e.add(field, "invalid URL: expected http:// or https:// with a host")
+	}
+}
+
+// validateJoinSource never quotes the identity or the secret: both are
+// secrets.
+func validateJoinSource(e *docErrors, j *JoinSource) {
+	switch s := j.Source; {
+	case s == "":
+	case strings.HasPrefix(s, "http://"), strings.HasPrefix(s, "https://"):
+		validateHTTPURL(e, "join.source", s)
+	case strings.HasPrefix(s, "virtio-serial:"):
+		if !portName.MatchString(strings.TrimPrefix(s, "virtio-serial:")) {
+			e.add("join.source", "invalid virtio-serial port name")
+		}
+	case strings.HasPrefix(s, "file://"), strings.HasPrefix(s, "/"):
+	default:
+		e.add("join.source", "expected an absolute file path, file://, http(s):// or virtio-serial:NAME")
+	}
+	if j.Source != "" && j.Secret != "" {
+		e.add("join.secret", "set either join.source or join.secret, not both")
+	}
+	if j.Identity != "" {
+		if _, err := age.ParseX25519Identity(strings.TrimSpace(j.Identity)); err != nil {
+			e.add("join.identity", "not an age X25519 identity (AGE-SECRET-KEY-1...)")
+		}
+	}
+	if j.IdentityFile != "" {
+		validateAbs(e, "join.identityFile", j.IdentityFile)
+	}
+	if j.Timeout != nil && j.Timeout.Duration <= 0 {
+		e.add("join.timeout", "must be a positive duration, got %s", j.Timeout.Duration)
+	}
 }
