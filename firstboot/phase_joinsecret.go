@@ -43,6 +43,32 @@ func (r *Run) secret() (joinsecret.Secret, error) {
 	return s, nil
 }
 
+// sealedJoinSecretFile keeps the sealed join secret between runs. Sealing
+// is randomized, so sealing afresh on every re-run would rewrite the file
+// sinks (changing the digests the runner compares) and send new bytes to
+// the others although nothing changed; joinsecret.SealStable reuses the
+// kept sealing while the plain document and the recipients are unchanged.
+const sealedJoinSecretFile = "join-secret.sealed"
+
+// publishedJoinSecret is what the sinks get: doc itself, or, when
+// joinSecret.recipients is set, its sealing, with the state file that
+// keeps it.
+func (r *Run) publishedJoinSecret(doc []byte) ([]byte, []rootfs.File, error) {
+	recipients := r.Cfg.Boot.JoinSecret.Recipients
+	if len(recipients) == 0 {
+		return doc, nil, nil
+	}
+	prev, err := r.readOptional(r.statePath(sealedJoinSecretFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the kept sealed join secret: %w", err)
+	}
+	sealed, state, err := joinsecret.SealStable(doc, recipients, prev)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sealed, []rootfs.File{{Path: r.statePath(sealedJoinSecretFile), Mode: 0o600, Data: state, Secret: true}}, nil
+}
+
 var joinSecretPhase = Phase{
 	Name:  "join-secret",
 	Short: "Publish the join secret (endpoint, token, CA hash, certificate key) to the configured sinks",
@@ -68,6 +94,11 @@ var joinSecretPhase = Phase{
 		}
 		created, _ := s.Created.MarshalText()
 		files := []rootfs.File{{Path: r.statePath("join-secret.created"), Mode: 0o600, Data: created}}
+		doc, kept, err := r.publishedJoinSecret(doc)
+		if err != nil {
+			return Output{}, err
+		}
+		files = append(files, kept...)
 		var names []string
 		for _, sink := range r.Cfg.Boot.JoinSecret.Sinks {
 			if sink.File != nil {
@@ -96,6 +127,11 @@ var joinSecretPhase = Phase{
 		created, _ := r.readOptional(r.statePath("join-secret.created"))
 		s.Created.UnmarshalText(created)
 		doc, err := s.Marshal()
+		if err != nil {
+			return "", err
+		}
+		// Render kept the sealing in the state dir: the same bytes again.
+		doc, _, err = r.publishedJoinSecret(doc)
 		if err != nil {
 			return "", err
 		}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"filippo.io/age"
 )
 
 func TestFetchFile(t *testing.T) {
@@ -34,7 +36,9 @@ func TestFetchFile(t *testing.T) {
 		"ftp://host/x?sig=SECRET":           "unsupported scheme",
 		"file://otherhost/x":                "invalid file URL",
 		"https:///no-host?sig=SECRET":       "invalid URL",
-		"virtio://kubeboot.join?sig=SECRET": "expected a file path or an http(s) URL",
+		"virtio://kubeboot.join?sig=SECRET": "expected a file path, a file:// or http(s):// URL, or virtio-serial:NAME",
+		"virtio-serial:":                    "invalid port name",
+		"virtio-serial:../../etc/shadow":    "invalid port name",
 	} {
 		_, err := Fetch(context.Background(), src)
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -131,12 +135,64 @@ func TestHTTPSourceTimeout(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
 	start := time.Now()
-	_, err := HTTPSource{URL: srv.URL, Timeout: 300 * time.Millisecond}.Fetch(context.Background())
+	_, err := HTTPSource{URL: srv.URL, Timeout: 300 * time.Millisecond}.Read(context.Background())
 	if err == nil || time.Since(start) > 3*time.Second {
 		t.Fatalf("%v after %s", err, time.Since(start))
 	}
 	var perm permanent
 	if errors.As(err, &perm) {
 		t.Errorf("a timeout is not a permanent answer")
+	}
+}
+
+func TestParseSource(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Source
+	}{
+		{"/var/lib/kubeboot/join-secret.json", FileSource{Path: "/var/lib/kubeboot/join-secret.json"}},
+		{"relative.json", FileSource{Path: "relative.json"}},
+		{"file:///etc/join.json", FileSource{Path: "/etc/join.json"}},
+		{"file://localhost/etc/join.json", FileSource{Path: "/etc/join.json"}},
+		{"https://metadata.example/join?sig=SECRET", HTTPSource{URL: "https://metadata.example/join?sig=SECRET"}},
+		{"virtio-serial:kubeboot.join", VirtioSerialSource{Name: "kubeboot.join"}},
+	} {
+		got, err := ParseSource(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %#v, %v; want %#v", tc.in, got, err, tc.want)
+		}
+		if strings.Contains(got.String(), "SECRET") {
+			t.Errorf("%q: name shows the query: %s", tc.in, got)
+		}
+	}
+}
+
+func TestInlineSource(t *testing.T) {
+	id := newIdentity(t)
+	doc, _ := sample().Marshal()
+	sealed, _ := Seal(doc, []string{id.Recipient().String()})
+	for _, tc := range []struct {
+		name string
+		data []byte
+		ids  []age.Identity
+		says string
+	}{
+		{name: "plain", data: doc},
+		{name: "sealed", data: sealed, ids: []age.Identity{id}},
+		{name: "empty", data: []byte(" \n"), says: "join secret from join.secret in the userdata: empty"},
+		{name: "plain but identity set", data: doc, ids: []age.Identity{id}, says: "not sealed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Load(context.Background(), InlineSource{Data: tc.data}, tc.ids)
+			if tc.says == "" {
+				if err != nil || s.Token != sample().Token {
+					t.Fatalf("%+v, %v", s.Redacted(), err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("got %v, want %q", err, tc.says)
+			}
+		})
 	}
 }
