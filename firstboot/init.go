@@ -24,6 +24,7 @@ func InitPhases() []Phase {
 		bootstrapTokenPhase,
 		kubeletFinalizePhase,
 		addonsPhase,
+		userManifestsPhase,
 		joinSecretPhase,
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"github.com/kubeboot/kubeboot/pkg/encryption"
 	"slices"
 	"time"
 
@@ -138,6 +139,11 @@ var uploadCertsPhase = Phase{
 			if files[name], err = r.readFile(p); err != nil {
 				return "", fmt.Errorf("read %s: %w", p, err)
 			}
+		}
+		if enc, err := r.readOptional(encryption.ConfigPath); err != nil {
+			return "", err
+		} else if enc != nil {
+			files[postinstall.EncryptionConfigKey] = enc
 		}
 		admin, err := r.admin()
 		if err != nil {

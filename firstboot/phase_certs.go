@@ -83,36 +83,47 @@ func kubeconfigSpec(r *Run) (kubeconfig.Spec, error) {
 	}, nil
 }
 
-var kubeconfigPhase = Phase{
-	Name:  "kubeconfig",
-	Short: "Write admin, super-admin, kubelet, controller-manager and scheduler kubeconfigs",
-	Inputs: func(r *Run) (any, error) {
-		s, err := kubeconfigSpec(r)
-		if err != nil {
-			return nil, err
-		}
-		// The CA certificate is an input: a new CA means new kubeconfigs.
-		ca, err := rootfs.ReadFile(r.Writer.FS(), s.CAPath)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w (run the certs phase first)", s.CAPath, err)
-		}
-		return []any{s.Dir, s.ClusterName, s.ControlPlaneURL, s.LocalURL, s.NodeName, s.Algorithm, s.Validity, ca}, nil
-	},
-	Render: func(_ context.Context, r *Run) (Output, error) {
-		s, err := kubeconfigSpec(r)
-		if err != nil {
-			return Output{}, err
-		}
-		fsys := r.Writer.FS()
-		if s.CACert, err = rootfs.ReadFile(fsys, s.CAPath); err != nil {
-			return Output{}, fmt.Errorf("read %s: %w (run the certs phase first)", s.CAPath, err)
-		}
-		// A missing CA key is external-CA mode: the kubeconfigs must exist.
-		s.CAKey, _ = rootfs.ReadFile(fsys, path.Join(r.Cfg.Cluster.CertificatesDir, "ca.key"))
-		res, err := kubeconfig.Render(s, fsys)
-		if err != nil {
-			return Output{}, err
-		}
-		return Output{Files: res.Files, Summary: res.Summary(), Warnings: res.Warnings}, nil
-	},
+var kubeconfigPhase = kubeconfigFiles("Write admin, super-admin, kubelet, controller-manager and scheduler kubeconfigs", nil)
+
+// joinKubeconfigPhase is a joining control plane's share: the kubelet
+// gets its credentials by TLS bootstrap, and super-admin.conf (the
+// break-glass identity) stays on the first control-plane node, as with
+// kubeadm join.
+var joinKubeconfigPhase = kubeconfigFiles("Write admin, controller-manager and scheduler kubeconfigs", []string{"admin", "controller-manager", "scheduler"})
+
+func kubeconfigFiles(short string, only []string) Phase {
+	return Phase{
+		Name:  "kubeconfig",
+		Short: short,
+		Inputs: func(r *Run) (any, error) {
+			s, err := kubeconfigSpec(r)
+			if err != nil {
+				return nil, err
+			}
+			// The CA certificate is an input: a new CA means new kubeconfigs.
+			ca, err := rootfs.ReadFile(r.Writer.FS(), s.CAPath)
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w (run the certs phase first)", s.CAPath, err)
+			}
+			return []any{s.Dir, s.ClusterName, s.ControlPlaneURL, s.LocalURL, s.NodeName, s.Algorithm, s.Validity, ca, only}, nil
+		},
+		Render: func(_ context.Context, r *Run) (Output, error) {
+			s, err := kubeconfigSpec(r)
+			if err != nil {
+				return Output{}, err
+			}
+			s.Only = only
+			fsys := r.Writer.FS()
+			if s.CACert, err = rootfs.ReadFile(fsys, s.CAPath); err != nil {
+				return Output{}, fmt.Errorf("read %s: %w (run the certs phase first)", s.CAPath, err)
+			}
+			// A missing CA key is external-CA mode: the kubeconfigs must exist.
+			s.CAKey, _ = rootfs.ReadFile(fsys, path.Join(r.Cfg.Cluster.CertificatesDir, "ca.key"))
+			res, err := kubeconfig.Render(s, fsys)
+			if err != nil {
+				return Output{}, err
+			}
+			return Output{Files: res.Files, Summary: res.Summary(), Warnings: res.Warnings}, nil
+		},
+	}
 }

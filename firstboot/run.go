@@ -46,7 +46,9 @@ type Options struct {
 // fields here, so that any phase can run alone and after a reboot.
 type Run struct {
 	Options
-	Cfg     *config.Config
+	Cfg *config.Config
+	// Join is the join configuration of a joining node; nil for init.
+	Join    *config.JoinConfig
 	Writer  rootfs.Writer
 	Journal *Journal
 }

@@ -124,8 +124,8 @@ func TestSkipAndFailure(t *testing.T) {
 func TestKubeletResolverFollowsSystemdResolved(t *testing.T) {
 	for _, tc := range []struct {
 		name, resolv string
-		upstream      bool
-		want          string
+		upstream     bool
+		want         string
 	}{
 		{"stub and upstream", "nameserver 127.0.0.53\noptions edns0\n", true, "resolvConf: /run/systemd/resolve/resolv.conf"},
 		{"stub without upstream", "nameserver 127.0.0.53\n", false, ""},

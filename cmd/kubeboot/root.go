@@ -23,7 +23,7 @@ func newRootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{err}
 	})
-	root.AddCommand(newInitCommand(g), newConfigCommand(), newUserdataCommand(), newPreflightCommand(), newResetCommand(g), newVersionCommand())
+	root.AddCommand(newInitCommand(g), newJoinCommand(g), newConfigCommand(), newUserdataCommand(), newPreflightCommand(), newResetCommand(g), newVersionCommand())
 	for _, c := range root.Commands() {
 		if c.Name() == "config" {
 			c.AddCommand(newImagesCommand())

@@ -172,7 +172,7 @@ var caHashRe = regexp.MustCompile(`^(?i:sha256):[0-9a-fA-F]{64}$`)
 func ValidateJoin(c *JoinConfig) error {
 	all := &Error{}
 	e := c.errorsFor(KindJoin)
-	validateJoin(e, &c.Join)
+	validateJoin(e, &c.Join, c.Boot.Join.Source != "" || c.Boot.Join.Secret != "")
 	all.Errs = append(all.Errs, e.errs...)
 
 	if c.Kubelet != nil {
@@ -201,11 +201,11 @@ func ValidateJoin(c *JoinConfig) error {
 	return nil
 }
 
-func validateJoin(e *docErrors, j *JoinConfiguration) {
+func validateJoin(e *docErrors, j *JoinConfiguration, fromSecret bool) {
 	d := &j.Discovery
 	switch {
-	case d.BootstrapToken == nil && d.File == nil:
-		e.add("discovery", "required: set bootstrapToken (apiServerEndpoint, token, caCertHashes) or file (kubeConfigPath)")
+	case d.BootstrapToken == nil && d.File == nil && !fromSecret:
+		e.add("discovery", "required: set bootstrapToken (apiServerEndpoint, token, caCertHashes) or file (kubeConfigPath), or give a join secret (--join-secret, or join.source or join.secret in the BootConfiguration)")
 	case d.BootstrapToken != nil && d.File != nil:
 		e.add("discovery", "set bootstrapToken or file, not both")
 	}
@@ -291,5 +291,30 @@ func validateNodeRegistration(e *docErrors, nr *NodeRegistrationOptions) {
 	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
 	default:
 		e.add("nodeRegistration.imagePullPolicy", "invalid policy %q (expected Always, IfNotPresent or Never)", nr.ImagePullPolicy)
+	}
+}
+
+// SecretDiscovery is what a join secret contributes: token discovery of
+// its endpoint pinned to its CA hashes and, for a control-plane join, the
+// certificate key. Values already set in the configuration win.
+type SecretDiscovery struct {
+	Endpoint       string
+	Token          string
+	CACertHashes   []string
+	CertificateKey string
+}
+
+// UseSecret fills the discovery the configuration left empty from a join
+// secret.
+func (c *JoinConfig) UseSecret(s SecretDiscovery) {
+	d := &c.Join.Discovery
+	if d.BootstrapToken == nil && d.File == nil {
+		d.BootstrapToken = &BootstrapTokenDiscovery{Token: s.Token, APIServerEndpoint: s.Endpoint, CACertHashes: s.CACertHashes}
+	}
+	if d.TLSBootstrapToken == "" {
+		d.TLSBootstrapToken = s.Token
+	}
+	if cp := c.Join.ControlPlane; cp != nil && cp.CertificateKey == "" {
+		cp.CertificateKey = s.CertificateKey
 	}
 }

@@ -18,6 +18,20 @@ import (
 // cluster as `kubeadm init phase etcd local` writes it. With external etcd
 // there is nothing to render.
 func Etcd(cfg *config.Config) ([]rootfs.File, error) {
+	return etcdManifest(cfg, "")
+}
+
+// EtcdMember is the manifest of a member joining an existing etcd cluster:
+// initialCluster lists every member (name=peerURL, this one included) and
+// the cluster state is "existing", as kubeadm join writes it.
+func EtcdMember(cfg *config.Config, initialCluster string) ([]rootfs.File, error) {
+	if initialCluster == "" {
+		return nil, errorf(EtcdName, "joining etcd needs the initial cluster")
+	}
+	return etcdManifest(cfg, initialCluster)
+}
+
+func etcdManifest(cfg *config.Config, initialCluster string) ([]rootfs.File, error) {
 	if cfg != nil && cfg.Cluster.Etcd.External != nil {
 		return nil, nil
 	}
@@ -27,14 +41,14 @@ func Etcd(cfg *config.Config) ([]rootfs.File, error) {
 	if cfg.Cluster.Etcd.Local == nil {
 		return nil, errorf(EtcdName, "etcd has neither local nor external settings; default the configuration first")
 	}
-	f, err := manifestFile(cfg, etcdPod(cfg))
+	f, err := manifestFile(cfg, etcdPod(cfg, initialCluster))
 	if err != nil {
 		return nil, err
 	}
 	return []rootfs.File{f}, nil
 }
 
-func etcdPod(cfg *config.Config) *corev1.Pod {
+func etcdPod(cfg *config.Config, initialCluster string) *corev1.Pod {
 	local := cfg.Cluster.Etcd.Local
 	certsDir := path.Join(cfg.Cluster.CertificatesDir, "etcd")
 	dir := directoryOrCreate
@@ -44,7 +58,7 @@ func etcdPod(cfg *config.Config) *corev1.Pod {
 		Name:            EtcdName,
 		Image:           images.Etcd(cfg),
 		ImagePullPolicy: corev1.PullIfNotPresent,
-		Command:         command("etcd", etcdArgs(cfg), local.ExtraArgs),
+		Command:         command("etcd", etcdArgs(cfg, initialCluster), local.ExtraArgs),
 		// kubeadm lists the data directory first, not sorted.
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "etcd-data", MountPath: local.DataDir},
@@ -68,14 +82,14 @@ func etcdPod(cfg *config.Config) *corev1.Pod {
 	return componentPod(c, volumes, map[string]string{EtcdClientURLsAnnotation: etcdClientURL(cfg)})
 }
 
-func etcdArgs(cfg *config.Config) []config.Arg {
+func etcdArgs(cfg *config.Config, initialCluster string) []config.Arg {
 	adv := cfg.Init.LocalAPIEndpoint.AdvertiseAddress
 	lo := loopback(adv)
 	pki := cfg.Cluster.CertificatesDir
 	name := cfg.Init.NodeRegistration.Name
 	clientURL := etcdClientURL(cfg)
-	peerURL := "https://" + hostPort(adv, EtcdPeerPort)
-	return []config.Arg{
+	peerURL := EtcdPeerURL(cfg)
+	args := []config.Arg{
 		{Name: "name", Value: name},
 		{Name: "listen-client-urls", Value: "https://" + hostPort(lo, EtcdClientPort) + "," + clientURL},
 		{Name: "advertise-client-urls", Value: clientURL},
@@ -96,6 +110,16 @@ func etcdArgs(cfg *config.Config) []config.Arg {
 		{Name: "watch-progress-notify-interval", Value: "5s"},
 		{Name: "initial-cluster", Value: name + "=" + peerURL},
 	}
+	if initialCluster != "" {
+		args[len(args)-1].Value = initialCluster
+		args = append(args, config.Arg{Name: "initial-cluster-state", Value: "existing"})
+	}
+	return args
+}
+
+// EtcdPeerURL is this node's etcd peer URL (--initial-advertise-peer-urls).
+func EtcdPeerURL(cfg *config.Config) string {
+	return "https://" + hostPort(cfg.Init.LocalAPIEndpoint.AdvertiseAddress, EtcdPeerPort)
 }
 
 func etcdClientURL(cfg *config.Config) string {

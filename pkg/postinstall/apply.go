@@ -16,6 +16,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -55,6 +56,9 @@ type Applier struct {
 	// Ready, when set, blocks until the API server is ready again after a
 	// transient failure (see Retry).
 	Ready func(context.Context) error
+	// Mapper finds the resource of kinds outside kubeboot's own table
+	// (user manifests: CRDs, custom resources, anything); nil: the table only.
+	Mapper meta.ResettableRESTMapper
 }
 
 // Applied reports one object.
@@ -95,18 +99,13 @@ func (a Applier) apply(ctx context.Context, obj runtime.Object) (Applied, error)
 		return Applied{}, err
 	}
 	gvk := u.GroupVersionKind()
-	res, ok := resources[gvk]
-	if !ok {
-		return Applied{}, fmt.Errorf("apply %s %s: kind not known to kubeboot", gvk.Kind, u.GetName())
-	}
-	gvr := gvk.GroupVersion().WithResource(res.resource)
-	var ri dynamic.ResourceInterface = a.Client.Resource(gvr)
-	if res.namespaced {
-		ri = a.Client.Resource(gvr).Namespace(u.GetNamespace())
-	}
 	what := fmt.Sprintf("%s %s", gvk.Kind, qualified(u.GetNamespace(), u.GetName()))
 	result := Applied{Kind: gvk.Kind, Namespace: u.GetNamespace(), Name: u.GetName()}
 	err = Retry(ctx, a.Timeout, a.Ready, func(ctx context.Context) error {
+		ri, err := a.resource(u)
+		if err != nil {
+			return err
+		}
 		before := ""
 		if cur, err := ri.Get(ctx, u.GetName(), metav1.GetOptions{}); err == nil {
 			before = cur.GetResourceVersion()
@@ -124,6 +123,43 @@ func (a Applier) apply(ctx context.Context, obj runtime.Object) (Applied, error)
 		return result, fmt.Errorf("apply %s: %w", what, err)
 	}
 	return result, nil
+}
+
+// resource finds where an object lives: kubeboot's own table, else the
+// API server's discovery (reset once when the kind is not found, since a
+// CRD applied just before may have added it).
+func (a Applier) resource(u *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
+	gvk := u.GroupVersionKind()
+	if res, ok := resources[gvk]; ok {
+		gvr := gvk.GroupVersion().WithResource(res.resource)
+		if res.namespaced {
+			return a.Client.Resource(gvr).Namespace(u.GetNamespace()), nil
+		}
+		return a.Client.Resource(gvr), nil
+	}
+	if a.Mapper == nil {
+		return nil, fmt.Errorf("kind %s not known to kubeboot", gvk.Kind)
+	}
+	m, err := a.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) {
+		a.Mapper.Reset()
+		m, err = a.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if meta.IsNoMatchError(err) {
+			// Transient while a CRD is being established; Retry gives up
+			// after its timeout with this message.
+			return nil, transientError{fmt.Errorf("the API server serves no %s: %w", gvk, err)}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		if u.GetNamespace() == "" {
+			u.SetNamespace(metav1.NamespaceDefault)
+		}
+		return a.Client.Resource(m.Resource).Namespace(u.GetNamespace()), nil
+	}
+	return a.Client.Resource(m.Resource), nil
 }
 
 func qualified(ns, name string) string {
@@ -205,7 +241,10 @@ func ReadyFunc(c kubernetes.Interface) func(context.Context) error {
 
 // Transient tells errors worth retrying from final answers.
 func Transient(err error) bool {
+	var te transientError
 	switch {
+	case errors.As(err, &te):
+		return true
 	case apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsTooManyRequests(err),
 		apierrors.IsInternalError(err), apierrors.IsServiceUnavailable(err), apierrors.IsUnexpectedServerError(err):
 		return true
@@ -223,3 +262,9 @@ func Transient(err error) bool {
 	}
 	return false
 }
+
+// transientError marks a condition that passes by itself (a kind that
+// appears once its CRD is established).
+type transientError struct{ error }
+
+func (t transientError) Unwrap() error { return t.error }

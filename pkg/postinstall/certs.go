@@ -34,6 +34,12 @@ func SharedCerts(certDir string, externalEtcd bool) map[string]string {
 	return m
 }
 
+// EncryptionConfigKey carries the API server's encryption-at-rest
+// configuration next to the certificates: every API server of a cluster
+// needs the same keys to read Secrets. kubeadm reads only the names it
+// knows and ignores this one.
+const EncryptionConfigKey = "kubeboot-encryption-config.yaml"
+
 // ParseCertificateKey decodes the hex certificate key (32 bytes, AES-256).
 func ParseCertificateKey(s string) ([]byte, error) {
 	k, err := hex.DecodeString(s)

@@ -24,20 +24,11 @@ func NewClients(kubeconfigFile string) (*Clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", kubeconfigFile, err)
 	}
-	cfg.UserAgent = "kubeboot"
 	cfg.Timeout = 30 * time.Second
 	// First boot talks to one local API server; client-side throttling only
 	// adds latency here.
 	cfg.QPS, cfg.Burst = 100, 200
-	typed, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &Clients{Typed: typed, Dynamic: dyn, Config: cfg}, nil
+	return ClientsFor(cfg)
 }
 
 // UseRotatingCert rewrites a kubelet.conf so that its user reads the
@@ -62,4 +53,22 @@ func UseRotatingCert(kubeconfig []byte, pemPath string) ([]byte, bool, error) {
 	user.ClientCertificateData, user.ClientKeyData = nil, nil
 	out, err := clientcmd.Write(*cfg)
 	return out, err == nil, err
+}
+
+// ClientsFor builds the clients for a REST configuration made in memory,
+// such as a bootstrap token's during a join.
+func ClientsFor(cfg *rest.Config) (*Clients, error) {
+	cfg.UserAgent = "kubeboot"
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	typed, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Clients{Typed: typed, Dynamic: dyn, Config: cfg}, nil
 }

@@ -1,0 +1,147 @@
+package firstboot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kubeboot/kubeboot/pkg/kubelet"
+	"github.com/kubeboot/kubeboot/pkg/postinstall"
+	"github.com/kubeboot/kubeboot/pkg/rootfs"
+)
+
+// joinKubeletStartPhase writes what init's kubelet-start writes, from the
+// cluster's kubelet-config, plus the bootstrap kubeconfig the kubelet
+// trades for its own certificate (TLS bootstrap).
+var joinKubeletStartPhase = Phase{
+	Name:  "kubelet-start",
+	Short: "Write the kubelet's configuration and bootstrap kubeconfig, and (re)start the kubelet",
+	Inputs: func(r *Run) (any, error) {
+		// The token is hashed with the rest, never stored in the journal.
+		return []any{withResolver(r).Kubelet, r.Cfg.Init.NodeRegistration, r.Cfg.Init.LocalAPIEndpoint,
+			r.Join.Join.Discovery.TLSBootstrapToken, r.joined()}, nil
+	},
+	Render: func(_ context.Context, r *Run) (Output, error) {
+		files, err := kubelet.Render(withResolver(r))
+		if err != nil {
+			return Output{}, err
+		}
+		summary := "config.yaml, kubeadm-flags.env, 10-kubeadm.conf"
+		// A node that already holds its credentials keeps them; the token
+		// may be long expired.
+		if !r.joined() {
+			conf, err := r.bootstrapKubeconfig()
+			if err != nil {
+				return Output{}, err
+			}
+			files = append(files, rootfs.File{Path: kubelet.BootstrapKubeconfigPath, Mode: 0o600, Data: conf, Secret: true})
+			summary += ", bootstrap-kubelet.conf"
+		}
+		return Output{Files: files, Summary: summary}, nil
+	},
+	Apply: restartKubelet,
+}
+
+// bootstrapKubeconfig is kubeadm's bootstrap-kubelet.conf: the cluster
+// discovery found and the TLS bootstrap token.
+func (r *Run) bootstrapKubeconfig() ([]byte, error) {
+	cluster, err := r.clusterInfo()
+	if err != nil {
+		return nil, err
+	}
+	token := r.Join.Join.Discovery.TLSBootstrapToken
+	if token == "" {
+		return nil, errors.New("no TLS bootstrap token: set discovery.tlsBootstrapToken (or discovery.bootstrapToken.token)")
+	}
+	name := r.Cfg.Cluster.ClusterName
+	user := "tls-bootstrap-token-user"
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: cluster.Server, CertificateAuthorityData: cluster.CertificateAuthorityData}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: token}
+	ctxName := user + "@" + name
+	cfg.Contexts[ctxName] = &clientcmdapi.Context{Cluster: name, AuthInfo: user}
+	cfg.CurrentContext = ctxName
+	return clientcmd.Write(*cfg)
+}
+
+var kubeletBootstrapPhase = Phase{
+	Name:  "kubelet-wait-bootstrap",
+	Short: "Wait for the kubelet's TLS bootstrap, then remove the bootstrap kubeconfig",
+	Apply: func(ctx context.Context, r *Run) (string, error) {
+		timeout := r.Join.Join.Timeouts.TLSBootstrap.Duration
+		start := time.Now()
+		for !r.joined() {
+			if time.Since(start) > timeout {
+				return "", fmt.Errorf("the kubelet did not write %s within %s: is it running (kubelet.service, or the supervisor that replaces systemd)? Its log says why; common causes are a CSR that is not approved (the cluster's kubeadm:node-autoapprove-bootstrap binding) and an expired token", kubelet.KubeconfigPath, timeout)
+			}
+			select {
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		if err := r.Writer.Remove(kubelet.BootstrapKubeconfigPath); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s written after %s", kubelet.KubeconfigPath, round(time.Since(start))), nil
+	},
+}
+
+var waitNodeReadyPhase = Phase{
+	Name:  "wait-node-ready",
+	Short: "Wait until this Node is registered and Ready",
+	Apply: func(ctx context.Context, r *Run) (string, error) {
+		c, err := postinstall.NewClients(r.Writer.HostPath(kubelet.KubeconfigPath))
+		if err != nil {
+			return "", err
+		}
+		name := r.Cfg.Init.NodeRegistration.Name
+		timeout := r.Cfg.Init.Timeouts.KubeletHealthCheck.Duration
+		start := time.Now()
+		last := "not registered yet"
+		for {
+			n, err := c.Typed.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			switch {
+			case err == nil:
+				ready, why := nodeReady(n)
+				if ready {
+					return fmt.Sprintf("node %s Ready after %s", name, round(time.Since(start))), nil
+				}
+				last = why
+			case apierrors.IsNotFound(err):
+				last = "not registered yet"
+			default:
+				last = err.Error()
+			}
+			if time.Since(start) > timeout {
+				return "", fmt.Errorf("node %s not Ready within %s: %s", name, timeout, last)
+			}
+			select {
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	},
+}
+
+// nodeReady reads the Ready condition; when not ready, why says what the
+// kubelet reports (e.g. that no CNI network is configured yet).
+func nodeReady(n *corev1.Node) (bool, string) {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			if c.Status == corev1.ConditionTrue {
+				return true, ""
+			}
+			return false, fmt.Sprintf("Ready=%s: %s: %s", c.Status, c.Reason, c.Message)
+		}
+	}
+	return false, "no Ready condition yet"
+}
