@@ -151,6 +151,13 @@ var joinSecretPhase = Phase{
 			}
 			names = append(names, sink.String())
 		}
+		if rv := r.Cfg.Boot.Cluster.Rendezvous; rv != nil {
+			store := r.rendezvousStore()
+			if err := store.Publish(ctx, r.Cfg.Init.NodeRegistration.Name, doc); err != nil {
+				return "", err
+			}
+			names = append(names, "the rendezvous")
+		}
 		if len(names) == 0 {
 			return "", nil
 		}

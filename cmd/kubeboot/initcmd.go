@@ -123,6 +123,19 @@ func runFlow(cmd *cobra.Command, g *globalFlags, f *initFlags, phases []firstboo
 	if err != nil {
 		return err
 	}
+	// Identical machines decide who runs init; the others join.
+	if cfg.Boot.Cluster.Rendezvous != nil && !f.dryRun && !f.force {
+		role, err := firstboot.Rendezvous(ctx, opts, cfg)
+		if err != nil {
+			return err
+		}
+		if role.Join != nil {
+			return firstboot.RunJoin(ctx, opts, role.Join, cmd.OutOrStdout(), len(f.skipPhases) > 0)
+		}
+		keep, stopKeeping := context.WithCancel(ctx)
+		defer stopKeeping()
+		go firstboot.KeepClaim(keep, opts, cfg)
+	}
 	run := &firstboot.Run{Options: opts, Cfg: cfg}
 	tl, err := firstboot.Execute(ctx, run, phases)
 	// The timeline is for whole flows; `init phase NAME` prints its line.

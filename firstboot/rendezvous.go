@@ -1,0 +1,106 @@
+package firstboot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kubeboot/kubeboot/pkg/config"
+	"github.com/kubeboot/kubeboot/pkg/rendezvous"
+)
+
+func (r *Run) rendezvousStore() *rendezvous.Store {
+	return &rendezvous.Store{URL: r.Cfg.Boot.Cluster.Rendezvous.URL, Log: r.Log}
+}
+
+// Role is what the rendezvous decided for this machine.
+type Role struct {
+	// Init is set for the machine that won the claim.
+	Init bool
+	// Join is the join configuration of a machine that lost it, with the
+	// join secret inline; ControlPlane says which kind of node it joins as.
+	Join         *config.JoinConfig
+	ControlPlane bool
+}
+
+// Rendezvous decides whether this machine runs init or joins, when the
+// configuration names a rendezvous: the first to create the claim runs
+// init (and keeps the claim alive with renew until it publishes the join
+// secret, see Renew); the others wait for the secret and join, as control
+// planes until controlPlaneReplicas are counted, then as workers. A claim
+// whose holder died before publishing expires with its lease, and the
+// waiting machines try to take it over. Every step is idempotent, so a
+// machine that reboots mid-way gets the same role again.
+func Rendezvous(ctx context.Context, opts Options, cfg *config.Config) (Role, error) {
+	rv := cfg.Boot.Cluster.Rendezvous
+	r := &Run{Options: opts, Cfg: cfg}
+	store := r.rendezvousStore()
+	node := cfg.Init.NodeRegistration.Name
+	ctx, cancel := context.WithTimeout(ctx, rv.Timeout.Duration)
+	defer cancel()
+	say := func(format string, args ...any) {
+		if opts.Out != nil {
+			fmt.Fprintf(opts.Out, "[rendezvous] "+format+"\n", args...)
+		}
+	}
+	for {
+		claim, won, err := store.Claim(ctx, node, rv.LeaseDuration.Duration)
+		if err != nil {
+			return Role{}, fmt.Errorf("rendezvous: %w", err)
+		}
+		if won {
+			say("%s holds the claim until %s: running init", node, claim.Expires.UTC().Format(time.RFC3339))
+			return Role{Init: true}, nil
+		}
+		say("%s holds the claim: waiting for the join secret", claim.Node)
+		secret, err := store.WaitSecret(ctx)
+		if errors.Is(err, rendezvous.ErrClaimExpired) {
+			say("the claim of %s expired before it published: trying to take over", claim.Node)
+			continue
+		}
+		if err != nil {
+			return Role{}, fmt.Errorf("rendezvous: %w", err)
+		}
+		role, err := store.Enrol(ctx, node, int(*rv.ControlPlaneReplicas))
+		if err != nil {
+			return Role{}, fmt.Errorf("rendezvous: %w", err)
+		}
+		cp := role == rendezvous.ControlPlane
+		say("joining as %s", role)
+		j := config.JoinFromInit(cfg, cp)
+		j.Boot.Join.Source = ""
+		j.Boot.Join.Secret = string(secret)
+		config.SetJoinDefaults(j)
+		if err := config.ValidateJoin(j); err != nil {
+			return Role{}, err
+		}
+		return Role{Join: j, ControlPlane: cp}, nil
+	}
+}
+
+// KeepClaim renews the init claim until ctx ends, so that a slow init is
+// not taken over; renewal stops mattering once the claim is published.
+func KeepClaim(ctx context.Context, opts Options, cfg *config.Config) {
+	rv := cfg.Boot.Cluster.Rendezvous
+	r := &Run{Options: opts, Cfg: cfg}
+	store := r.rendezvousStore()
+	every := rv.LeaseDuration.Duration / 3
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		c, err := store.Renew(ctx, cfg.Init.NodeRegistration.Name, rv.LeaseDuration.Duration)
+		if err != nil && ctx.Err() == nil {
+			if opts.Log != nil {
+				opts.Log.Warn("rendezvous: renewing the claim failed", "err", err)
+			}
+			continue
+		}
+		if c.Published {
+			return
+		}
+	}
+}
