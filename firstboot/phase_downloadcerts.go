@@ -34,6 +34,9 @@ var downloadCertsPhase = Phase{
 			}
 		}
 		if len(local) == len(shared) {
+			if err := r.followClusterEncryption(nil); err != nil {
+				return Output{}, err
+			}
 			return Output{Summary: fmt.Sprintf("%d shared files already present", len(shared))}, nil
 		}
 		cp := r.Join.Join.ControlPlane
@@ -93,6 +96,9 @@ var downloadCertsPhase = Phase{
 			files = append(files, rootfs.File{Path: encryption.ConfigPath, Mode: 0o600, Data: plain, Secret: true})
 			names = append(names, "encryption configuration")
 		}
+		if err := r.followClusterEncryption(data[postinstall.EncryptionConfigKey]); err != nil {
+			return Output{}, err
+		}
 		sort.Strings(names)
 		return Output{Files: files, Summary: fmt.Sprintf("%d files: %s", len(files), strings.Join(names, ", "))}, nil
 	},
@@ -105,4 +111,22 @@ func sharedFile(p string, data []byte) rootfs.File {
 		return rootfs.File{Path: p, Mode: 0o600, Data: data, Secret: true}
 	}
 	return rootfs.File{Path: p, Mode: 0o644, Data: data}
+}
+
+// followClusterEncryption makes this API server encrypt Secrets exactly
+// as the cluster's others do: with the configuration kubeadm-certs carried
+// (or this node kept from an earlier run), or not at all when the cluster
+// has none (a cluster kubeadm made). A key of its own would make Secrets
+// it writes unreadable to the other API servers.
+func (r *Run) followClusterEncryption(uploaded []byte) error {
+	kept, err := r.readOptional(encryption.ConfigPath)
+	if err != nil {
+		return err
+	}
+	on := uploaded != nil || kept != nil
+	if !on && r.Cfg.Boot.EncryptionAtRest.Enabled != nil && *r.Cfg.Boot.EncryptionAtRest.Enabled {
+		r.warn("download-certs", "the cluster shares no encryption-at-rest configuration (kubeadm-certs has none): this API server does not encrypt Secrets either")
+	}
+	r.Cfg.Boot.EncryptionAtRest.Enabled = &on
+	return nil
 }

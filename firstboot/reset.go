@@ -8,9 +8,12 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kubeboot/kubeboot/pkg/cni"
 	"github.com/kubeboot/kubeboot/pkg/cri"
+	"github.com/kubeboot/kubeboot/pkg/etcdmember"
 	"github.com/kubeboot/kubeboot/pkg/host"
 	"github.com/kubeboot/kubeboot/pkg/kubelet"
 	"github.com/kubeboot/kubeboot/pkg/rootfs"
@@ -20,7 +23,7 @@ import (
 // ResetPhases undoes init, in kubeadm reset's spirit. In a dry run each
 // phase lists what it would remove and removes nothing.
 func ResetPhases() []Phase {
-	return []Phase{resetKubeletPhase, resetContainersPhase, resetFilesPhase, resetNetworkPhase}
+	return []Phase{resetEtcdMemberPhase, resetKubeletPhase, resetContainersPhase, resetFilesPhase, resetNetworkPhase}
 }
 
 var resetKubeletPhase = Phase{
@@ -185,3 +188,68 @@ var resetNetworkPhase = Phase{
 }
 
 func hostRoot(r *Run) bool { return r.Root == "" || path.Clean(r.Root) == "/" }
+
+// resetEtcdMemberPhase takes this node's etcd out of the cluster before
+// its data goes, as kubeadm reset does: a member that vanishes without
+// being removed still counts towards quorum, and in a two-member cluster
+// it blocks every later membership change.
+var resetEtcdMemberPhase = Phase{
+	Name:  "remove-etcd-member",
+	Short: "Remove this node's member from the cluster's etcd",
+	Render: func(_ context.Context, r *Run) (Output, error) {
+		self, _, err := r.localEtcdMember()
+		if err != nil {
+			return Output{Summary: err.Error()}, nil
+		}
+		return Output{Summary: "removes member " + self.Name}, nil
+	},
+	Apply: func(ctx context.Context, r *Run) (string, error) {
+		self, clientURL, err := r.localEtcdMember()
+		if err != nil {
+			return err.Error(), nil
+		}
+		pki := r.Cfg.Cluster.CertificatesDir
+		tls, err := etcdmember.ClientTLS(r.Writer.HostPath(path.Join(pki, "etcd/ca.crt")),
+			r.Writer.HostPath(path.Join(pki, "apiserver-etcd-client.crt")), r.Writer.HostPath(path.Join(pki, "apiserver-etcd-client.key")))
+		if err != nil {
+			r.warn("remove-etcd-member", "member "+self.Name+" not removed: "+err.Error())
+			return "", nil
+		}
+		ctx, cancel := context.WithTimeout(ctx, r.Cfg.Init.Timeouts.EtcdAPICall.Duration)
+		defer cancel()
+		c := etcdmember.Client{Endpoints: []string{clientURL}, TLS: tls, Log: r.Log}
+		switch err := c.Remove(ctx, self); {
+		case errors.Is(err, etcdmember.ErrLastVoter):
+			return "member " + self.Name + " is the last one: nothing to leave", nil
+		case err != nil:
+			r.warn("remove-etcd-member", "member "+self.Name+" not removed ("+err.Error()+"): remove it from a remaining control-plane node (etcdctl member remove) before this node joins again")
+			return "", nil
+		}
+		return "member " + self.Name + " removed", nil
+	},
+}
+
+// localEtcdMember reads this node's member from its etcd manifest.
+func (r *Run) localEtcdMember() (etcdmember.Member, string, error) {
+	p := path.Join(r.Cfg.Kubelet.StaticPodPath, "etcd.yaml")
+	data, err := r.readOptional(p)
+	if err != nil || data == nil {
+		return etcdmember.Member{}, "", fmt.Errorf("no local etcd member (%s absent)", p)
+	}
+	var pod corev1.Pod
+	if err := yaml.Unmarshal(data, &pod); err != nil || len(pod.Spec.Containers) == 0 {
+		return etcdmember.Member{}, "", fmt.Errorf("%s: not a pod manifest", p)
+	}
+	args := map[string]string{}
+	for _, a := range pod.Spec.Containers[0].Command {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(a, "--"), "="); ok {
+			args[k] = v
+		}
+	}
+	self := etcdmember.Member{Name: args["name"], PeerURL: args["initial-advertise-peer-urls"]}
+	client, _, _ := strings.Cut(args["advertise-client-urls"], ",")
+	if self.Name == "" || self.PeerURL == "" || client == "" {
+		return etcdmember.Member{}, "", fmt.Errorf("%s lacks --name, --initial-advertise-peer-urls or --advertise-client-urls", p)
+	}
+	return self, client, nil
+}

@@ -291,6 +291,8 @@ func TestControlPlane(t *testing.T) {
 	t.Run("rerun changes nothing", func(t *testing.T) { checkRerun(t, e) })
 	t.Run("killed during post-install converges", func(t *testing.T) { checkKilled(t, e) })
 	t.Run("apiserver restart during post-install", func(t *testing.T) { checkAPIRestart(t, e) })
+	// Last: kubeadm's upload replaces kubeboot's kubeadm-certs.
+	t.Run("kubeadm upload-certs read by kubeboot", func(t *testing.T) { testKubeadmUploadCerts(t, e, secret) })
 }
 
 func readSecret(t *testing.T, path string) joinsecret.Secret {
