@@ -1,7 +1,6 @@
 package node
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -16,11 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -28,13 +22,14 @@ import (
 
 	"github.com/kubeboot/kubeboot/pkg/cri"
 	"github.com/kubeboot/kubeboot/pkg/postinstall"
+	"github.com/kubeboot/kubeboot/test/probeimage"
 )
 
 const (
 	nodeIP    = "10.250.0.2"
 	gatewayIP = "10.250.0.1"
 	nodeName  = "kb-node"
-	probeRef  = "kubeboot.test/probe:1"
+	probeRef  = probeimage.Ref
 )
 
 type node struct {
@@ -133,42 +128,13 @@ podNetwork:
 `, images)
 }
 
-// probeArchive writes the test workload's image as a docker archive.
+// probeArchive writes the test workload's image archive.
 func probeArchive(t *testing.T, dir, bin string) string {
-	data, err := os.ReadFile(bin)
+	p, err := probeimage.Archive(dir, bin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var layer bytes.Buffer
-	tw := tar.NewWriter(&layer)
-	tw.WriteHeader(&tar.Header{Name: "probe", Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg})
-	tw.Write(data)
-	tw.Close()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layer.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Keep the layer digests mutate recorded; only add platform and entrypoint.
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Config = "linux", "amd64", v1.Config{Entrypoint: []string{"/probe"}}
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, _ := name.NewTag(probeRef)
-	out := filepath.Join(dir, "probe.tar")
-	if err := tarball.WriteToFile(out, ref, img); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return p
 }
 
 func TestNode(t *testing.T) {
