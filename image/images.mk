@@ -1,10 +1,12 @@
-# kubeadm's control-plane images as OCI archives, built locally by
-# image/builder from the project's binaries (see image/builder/README.md).
-# Include from the top-level Makefile; nothing here runs at parse time.
+# kubeadm's control-plane images and the add-ons' images (flannel) as OCI
+# archives, built locally by image/builder from the project's binaries (see
+# image/builder/README.md). Include from the top-level Makefile; nothing here
+# runs at parse time.
 #
-#   make images                 build (cold: CoreDNS ~5 min once, the
-#                               Kubernetes binaries via k8sbin ~15 min once;
-#                               warm: a no-op in about 0.2 s)
+#   make images                 build (cold: CoreDNS ~5 min and flannel
+#                               ~4 min once, the Kubernetes binaries via
+#                               k8sbin ~15 min once; warm: a no-op in about
+#                               0.2 s)
 #   $(IMAGES_DIR) in a recipe   the archive directory, building first if needed:
 #       e2e-node: images
 #               KUBEBOOT_IMAGE_ARCHIVES=$(IMAGES_DIR) go test ./test/node/

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Build kubeadm's control-plane images (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kube-proxy, etcd, CoreDNS, pause) as OCI archives from the
-# project's own binaries, for nodes that cannot pull. Only the archive
-# directory goes to stdout, as the last line:
+# kube-scheduler, kube-proxy, etcd, CoreDNS, pause) and the add-ons' images
+# (flannel, see image/addons) as OCI archives from the project's own binaries,
+# for nodes that cannot pull. Only the archive directory goes to stdout, as
+# the last line:
 #
 #   DIR=$(image/images.sh | tail -1)      # $KUBEBOOT_CACHE/images/v1.37.2
-#   image/images.sh pause coredns          # only these (no Kubernetes build)
+#   image/images.sh pause coredns flannel  # only these (no Kubernetes build)
 #
 # The Kubernetes and etcd binaries come from test/k8sbin/build.sh (cached;
 # about 10-20 minutes once on a fresh machine). Flags and environment: see
@@ -19,7 +20,7 @@ if (($# > 0)); then
 	need_k8s=0
 	for a in "$@"; do
 		case $a in
-		pause | coredns | -*) ;;
+		pause | coredns | flannel | -*) ;;
 		*) need_k8s=1 ;;
 		esac
 	done

@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/distribution/reference"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -46,6 +46,24 @@ func newImage(layer v1.Layer, arch string, cfg v1.Config, history string) (v1.Im
 	})
 }
 
+// parseRef parses an image's ref as the kubelet's runtime will: a name
+// with a tag, written as it is to be written in manifests (with no
+// default registry spelled out).
+func parseRef(ref string) (reference.NamedTagged, error) {
+	n, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return nil, fmt.Errorf("image name %q: %w", ref, err)
+	}
+	t, ok := n.(reference.NamedTagged)
+	if !ok {
+		return nil, fmt.Errorf("image name %q: no tag", ref)
+	}
+	if _, digested := n.(reference.Digested); digested || reference.FamiliarString(n) != ref {
+		return nil, fmt.Errorf("image name %q: want name:tag in its short form, %s", ref, reference.FamiliarString(n))
+	}
+	return t, nil
+}
+
 // writeArchive writes img, named ref, to file as one tar that is both an
 // OCI image layout (oci-layout, index.json, blobs/sha256/...) and a
 // docker-save archive (manifest.json naming the same blobs), as `docker
@@ -54,7 +72,12 @@ func newImage(layer v1.Layer, arch string, cfg v1.Config, history string) (v1.Im
 // read manifest.json. The small JSON files come first so that readers
 // looking for the names find them at once. The file appears complete or
 // not at all.
-func writeArchive(file string, ref name.Tag, img v1.Image) (err error) {
+//
+// index.json names the image as containerd stores it and as the CRI
+// looks it up, the ref in full (the form reference.ParseDockerRef
+// gives); manifest.json names it as `docker save` does, in short form. For
+// a ref with a registry host, both are the ref as written.
+func writeArchive(file string, ref reference.NamedTagged, img v1.Image) (err error) {
 	manifest, err := img.RawManifest()
 	if err != nil {
 		return err
@@ -93,8 +116,8 @@ func writeArchive(file string, ref name.Tag, img v1.Image) (err error) {
 			Digest:    mdigest,
 			Platform:  &v1.Platform{OS: cf.OS, Architecture: cf.Architecture},
 			Annotations: map[string]string{
-				annotationImageName: ref.Name(),
-				annotationRefName:   ref.TagStr(),
+				annotationImageName: ref.String(),
+				annotationRefName:   ref.Tag(),
 			},
 		}},
 	}
@@ -107,7 +130,7 @@ func writeArchive(file string, ref name.Tag, img v1.Image) (err error) {
 		Config   string
 		RepoTags []string
 		Layers   []string
-	}{{Config: blob(cfgName), RepoTags: []string{ref.Name()}}}
+	}{{Config: blob(cfgName), RepoTags: []string{reference.FamiliarString(ref)}}}
 	for _, l := range layers {
 		d, err := l.Digest()
 		if err != nil {

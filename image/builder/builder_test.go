@@ -4,8 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"io"
 	"io/fs"
 	"os"
@@ -18,12 +22,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/kubeboot/kubeboot/image/addons"
 	"github.com/kubeboot/kubeboot/pkg/config"
+	"github.com/kubeboot/kubeboot/pkg/cri"
 )
 
 // kubeadmList is `kubeadm config images list --kubernetes-version v1.37.2`
@@ -39,17 +46,28 @@ var kubeadmList = []string{
 }
 
 func TestImageNames(t *testing.T) {
-	var refs, files []string
+	var refs, addonRefs, files []string
 	for _, im := range images(inputs{kubernetesVersion: config.KubernetesVersion}) {
-		refs = append(refs, im.ref)
+		if im.addon {
+			addonRefs = append(addonRefs, im.ref)
+		} else {
+			refs = append(refs, im.ref)
+		}
 		files = append(files, im.archiveName())
+		if _, err := parseRef(im.ref); err != nil {
+			t.Error(err)
+		}
 	}
 	if !slices.Equal(refs, kubeadmList) {
 		t.Errorf("refs\n%s\nkubeadm says\n%s", strings.Join(refs, "\n"), strings.Join(kubeadmList, "\n"))
 	}
+	if want := []string{addons.FlannelImage}; !slices.Equal(addonRefs, want) {
+		t.Errorf("add-on refs %v, want %v (image/addons)", addonRefs, want)
+	}
 	wantFiles := []string{
 		"kube-apiserver_v1.37.2.tar", "kube-controller-manager_v1.37.2.tar", "kube-scheduler_v1.37.2.tar",
 		"kube-proxy_v1.37.2.tar", "coredns_v1.14.6.tar", "pause_3.10.2.tar", "etcd_3.7.0-0.tar",
+		"flannel_" + addons.FlannelVersion + ".tar",
 	}
 	if !slices.Equal(files, wantFiles) {
 		t.Errorf("archive names %v, want %v", files, wantFiles)
@@ -333,11 +351,28 @@ func TestContainerdImport(t *testing.T) {
 	}
 }
 
-// TestKubeProxyTools builds kube-proxy's Debian part from the packages apt
-// names (downloaded once into $KUBEBOOT_CACHE/debs), checks its linkage,
-// runs every tool kube-proxy uses inside it, and lists rules for real
-// with each in a network namespace of its own.
-func TestKubeProxyTools(t *testing.T) {
+// flannelRules are rules of the kind flanneld writes with --ip-masq
+// (masquerading with --random-fully, forwarding, comments), for
+// iptables-restore.
+const flannelRules = `*nat
+:FLANNEL-POSTRTG - [0:0]
+-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG
+-A FLANNEL-POSTRTG -s 10.244.1.0/24 -d 10.244.0.0/16 -m comment --comment "flanneld masq" -j RETURN
+-A FLANNEL-POSTRTG -s 10.244.0.0/16 ! -d 224.0.0.0/4 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully
+COMMIT
+*filter
+:FLANNEL-FWD - [0:0]
+-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD
+-A FLANNEL-FWD -s 10.244.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT
+COMMIT
+`
+
+// TestDebianTools builds the Debian part of kube-proxy's and flannel's
+// images from the packages apt names (downloaded once into
+// $KUBEBOOT_CACHE/debs), checks its linkage, runs the image's tool checks
+// inside it, and runs each tool for real, each in a network namespace of
+// its own.
+func TestDebianTools(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: chroot into the layer")
 	}
@@ -350,49 +385,71 @@ func TestKubeProxyTools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	debs, err := fetchDebs(ctx, filepath.Join(o.cache, "debs"), kubeProxyDebs)
-	if err != nil {
-		t.Fatal(err)
-	}
 	triplet, err := debianTriplet(runtime.GOARCH)
 	if err != nil {
 		t.Skip(err)
 	}
-	work := t.TempDir()
-	tr := base()
-	if err := addDebs(ctx, tr, debs, work); err != nil {
-		t.Fatal(err)
+	type command struct {
+		argv  []string
+		stdin string
 	}
-	if err := checkLinked(tr, triplet); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"usr/share/doc", "usr/lib/" + triplet + "/gconv"} {
-		if _, ok := tr.resolve(want); ok {
-			t.Errorf("%s is in the layer", want)
-		}
-	}
-	root := filepath.Join(work, "rootfs")
-	if _, err := writeLayerChecked(ctx, tr, filepath.Join(work, "layer"), gzipped, []string{pathEnv}, kubeProxyToolChecks, root); err != nil {
-		t.Fatal(err)
-	}
-
-	// The real thing, read-only, each in a fresh network namespace.
-	for _, argv := range [][]string{
-		{"iptables-save"}, {"ip6tables-save"}, {"iptables", "-w", "-t", "nat", "-L", "-n"},
-		{"iptables-legacy-save"}, {"nft", "list", "ruleset"}, {"conntrack", "-L"}, {"ipset", "list"},
+	for _, tc := range []struct {
+		image  string
+		debs   []string
+		checks []check
+		run    []command
+	}{
+		{"kube-proxy", kubeProxyDebs, kubeProxyToolChecks, []command{
+			{argv: []string{"iptables-save"}}, {argv: []string{"ip6tables-save"}}, {argv: []string{"iptables", "-w", "-t", "nat", "-L", "-n"}},
+			{argv: []string{"iptables-legacy-save"}}, {argv: []string{"nft", "list", "ruleset"}}, {argv: []string{"conntrack", "-L"}},
+			{argv: []string{"ipset", "list"}},
+		}},
+		{"flannel", flannelDebs, flannelToolChecks, []command{
+			{argv: []string{"iptables-save"}}, {argv: []string{"iptables", "-w", "-t", "nat", "-L", "-n"}},
+			{argv: []string{"iptables-restore", "-w", "--noflush"}, stdin: flannelRules},
+			{argv: []string{"nft", "list", "ruleset"}},
+		}},
 	} {
-		cmd := exec.Command(lookPathIn(root, argv[0], []string{pathEnv}), argv[1:]...)
-		cmd.Args[0] = argv[0]
-		cmd.Env = []string{pathEnv}
-		cmd.Dir = "/"
-		cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Cloneflags: syscall.CLONE_NEWNET}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, out)
-		}
-	}
-	if fi, err := os.Stat(filepath.Join(root, "tmp")); err != nil || fi.Mode()&fs.ModeSticky == 0 {
-		t.Errorf("/tmp: %v %v", fi, err)
+		t.Run(tc.image, func(t *testing.T) {
+			ctx := context.Background()
+			debs, err := fetchDebs(ctx, filepath.Join(o.cache, "debs"), tc.debs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			work := t.TempDir()
+			tr := base()
+			if err := addDebs(ctx, tr, debs, work); err != nil {
+				t.Fatal(err)
+			}
+			if err := checkLinked(tr, triplet); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"usr/share/doc", "usr/lib/" + triplet + "/gconv"} {
+				if _, ok := tr.resolve(want); ok {
+					t.Errorf("%s is in the layer", want)
+				}
+			}
+			root := filepath.Join(work, "rootfs")
+			if _, err := writeLayerChecked(ctx, tr, filepath.Join(work, "layer"), gzipped, []string{pathEnv}, tc.checks, root); err != nil {
+				t.Fatal(err)
+			}
+
+			// The real thing, each in a fresh network namespace.
+			for _, c := range tc.run {
+				cmd := exec.Command(lookPathIn(root, c.argv[0], []string{pathEnv}), c.argv[1:]...)
+				cmd.Args[0] = c.argv[0]
+				cmd.Env = []string{pathEnv}
+				cmd.Dir = "/"
+				cmd.Stdin = strings.NewReader(c.stdin)
+				cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Cloneflags: syscall.CLONE_NEWNET}
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Errorf("%s: %v\n%s", strings.Join(c.argv, " "), err, out)
+				}
+			}
+			if fi, err := os.Stat(filepath.Join(root, "tmp")); err != nil || fi.Mode()&fs.ModeSticky == 0 {
+				t.Errorf("/tmp: %v %v", fi, err)
+			}
+		})
 	}
 }
 
@@ -540,4 +597,174 @@ func archiveMember(t *testing.T, file, member string) []byte {
 			return b
 		}
 	}
+}
+
+func TestParseRef(t *testing.T) {
+	long := func(ref string) string {
+		n, err := reference.ParseDockerRef(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.String()
+	}
+	for _, c := range []struct {
+		ref string
+		ok  bool
+	}{
+		{config.DefaultImageRepository + "/pause:" + config.PauseVersion, true},
+		{config.DefaultImageRepository + "/coredns/coredns:" + config.CoreDNSVersion, true},
+		{addons.FlannelImage, true},
+		{"kubeboot/flannel", false},        // no tag
+		{long(addons.FlannelImage), false}, // the default registry spelled out
+		{"kubeboot/flannel:v1@sha256:" + strings.Repeat("0", 64), false},
+		{"kubeboot/Flannel:v1", false}, // upper case in the path
+	} {
+		_, err := parseRef(c.ref)
+		if (err == nil) != c.ok {
+			t.Errorf("parseRef(%q): %v, want ok %t", c.ref, err, c.ok)
+		}
+	}
+}
+
+// TestArchiveShortName writes an archive for a ref with no registry host,
+// as an add-on's image is named, and reads it as containerd, kubeboot's
+// importer and go-containerregistry do: each must find the image under
+// the name the kubelet's runtime looks up for the manifest's image.
+func TestArchiveShortName(t *testing.T) {
+	const short = "kubeboot/archive-test:v1"
+	ref, err := parseRef(short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := ref.String() // what the CRI resolves the manifest's name to
+	if full == short {
+		t.Fatalf("%s: the full name is the short one", short)
+	}
+	dir := t.TempDir()
+	tr := tree{}
+	tr.bytes("hello", []byte("hello\n"), 0o644)
+	layer, err := writeLayer(tr, filepath.Join(dir, "layer"), gzipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := newImage(layer, runtime.GOARCH, v1.Config{Env: []string{pathEnv}, Entrypoint: []string{"/hello"}}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "archive-test_v1.tar")
+	if err := writeArchive(file, ref, img); err != nil {
+		t.Fatal(err)
+	}
+
+	var index v1.IndexManifest
+	if err := json.Unmarshal(archiveMember(t, file, "index.json"), &index); err != nil {
+		t.Fatal(err)
+	}
+	if len(index.Manifests) != 1 || index.Manifests[0].Annotations[annotationImageName] != full || index.Manifests[0].Annotations[annotationRefName] != "v1" {
+		t.Errorf("index.json %+v: want %s, tag v1", index.Manifests, full)
+	}
+	var docker []struct{ RepoTags []string }
+	if err := json.Unmarshal(archiveMember(t, file, "manifest.json"), &docker); err != nil {
+		t.Fatal(err)
+	}
+	if len(docker) != 1 || !slices.Equal(docker[0].RepoTags, []string{short}) {
+		t.Errorf("manifest.json %+v: want RepoTags [%s], as docker save writes it", docker, short)
+	}
+	if _, err := tarball.ImageFromPath(file, nil); err != nil {
+		t.Errorf("go-containerregistry: %v", err)
+	}
+	names, err := cri.ArchiveImages(file)
+	if err != nil || !slices.Equal(names, []string{full}) {
+		t.Errorf("pkg/cri sees %v (%v), want [%s]", names, err, full)
+	}
+
+	ctr := needContainerd(t)
+	ctr.run(t, "images", "import", file)
+	// Besides the names, the CRI plugin records the image by its ID.
+	list := slices.DeleteFunc(strings.Fields(ctr.run(t, "images", "ls", "-q")), func(n string) bool { return strings.HasPrefix(n, "sha256:") })
+	if !slices.Equal(list, []string{full}) {
+		t.Errorf("containerd names %v after the import, want [%s]", list, full)
+	}
+}
+
+// TestWrapperKey: CoreDNS's binary keeps the stamp it had before wrappers
+// could build several binaries, so that no machine rebuilds it for that.
+func TestWrapperKey(t *testing.T) {
+	mod := t.TempDir()
+	for _, f := range corednsWrapper.files {
+		if err := os.WriteFile(filepath.Join(mod, f), []byte(f+" content\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const goVersion = "go1.26.8"
+	old := sha256.New()
+	fmt.Fprintf(old, "recipe=%s\nversion=%s\ngo=%s\narch=%s\nldflags=%s\ncgo=0 trimpath\n",
+		"1", config.CoreDNSVersion, goVersion, runtime.GOARCH, "-s -w")
+	for _, f := range []string{"go.mod", "go.sum", "main.go"} {
+		fmt.Fprintf(old, "%s %x\n", f, sha256.Sum256([]byte(f+" content\n")))
+	}
+	got, err := corednsWrapper.key(mod, goVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := hex.EncodeToString(old.Sum(nil)); got != want {
+		t.Errorf("CoreDNS key %s, want %s as before", got, want)
+	}
+	if k, _ := flannelWrapper.key(filepath.Join(moduleRootT(t), flannelWrapper.dir), goVersion); k == "" {
+		t.Error("flannel: no key")
+	}
+}
+
+// TestFlannelMain derives flanneld's main.go from flannel's as the builder
+// does: flannel's imports but the udp backend.
+func TestFlannelMain(t *testing.T) {
+	mod := filepath.Join(moduleRootT(t), flannelWrapper.dir)
+	if out, err := exec.Command("go", "-C", mod, "mod", "download", flannelWrapper.module).CombinedOutput(); err != nil {
+		t.Skipf("flannel's module is not at hand: %v\n%s", err, out)
+	}
+	b := flannelWrapper.bins[0]
+	dir, err := flannelWrapper.derive(context.Background(), mod, filepath.Join(t.TempDir(), "src"), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(dir, "main.go"), nil, parser.ImportsOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var imports []string
+	for _, i := range f.Imports {
+		imports = append(imports, strings.Trim(i.Path.Value, `"`))
+	}
+	if f.Name.Name != "main" || slices.Contains(imports, "github.com/flannel-io/flannel/pkg/backend/udp") ||
+		!slices.Contains(imports, "github.com/flannel-io/flannel/pkg/backend/vxlan") {
+		t.Errorf("package %s imports %v: want main, with vxlan, without udp", f.Name.Name, imports)
+	}
+	for _, name := range []string{"go.mod", "go.sum"} {
+		want, _ := os.ReadFile(filepath.Join(mod, name))
+		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: not the wrapper's (%v)", name, err)
+		}
+	}
+
+	gone := b
+	gone.drop = []string{`_ "github.com/flannel-io/flannel/pkg/backend/nothing"`}
+	if _, err := flannelWrapper.derive(context.Background(), mod, filepath.Join(t.TempDir(), "src"), gone); err == nil {
+		t.Error("dropping a line that is not there: no error")
+	}
+}
+
+func TestDebPackages(t *testing.T) {
+	got := debPackages([]image{{debs: []string{"a", "b"}}, {}, {debs: []string{"b", "c", "a"}}})
+	if want := []string{"a", "b", "c"}; !slices.Equal(got, want) {
+		t.Errorf("debPackages = %v, want %v", got, want)
+	}
+}
+
+func moduleRootT(t *testing.T) string {
+	t.Helper()
+	src, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
 }

@@ -105,6 +105,20 @@ func fetchDebs(ctx context.Context, dir string, pkgs []string) ([]deb, error) {
 	return debs, nil
 }
 
+// debPackages is every package the images take from Debian, once each,
+// in the order the images name them.
+func debPackages(ims []image) []string {
+	var pkgs []string
+	for _, im := range ims {
+		for _, p := range im.debs {
+			if !slices.Contains(pkgs, p) {
+				pkgs = append(pkgs, p)
+			}
+		}
+	}
+	return pkgs
+}
+
 // resolved is apt's last answer and the state it was given in.
 type resolved struct {
 	State string `json:"state"`

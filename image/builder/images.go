@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kubeboot/kubeboot/image/addons"
 	"github.com/kubeboot/kubeboot/pkg/config"
 )
 
@@ -21,15 +22,19 @@ type image struct {
 	// name is the image's last path element: the name on the command line
 	// and the start of the archive's file name.
 	name string
-	// ref is the image's full name, exactly as `kubeadm config images
-	// list` prints it for the default imageRepository.
-	ref    string
+	// ref is the image's full name: for kubeadm's images exactly as
+	// `kubeadm config images list` prints it for the default
+	// imageRepository; for an add-on's, as its manifest in image/addons
+	// names it.
+	ref string
+	// addon marks an add-on's image, which kubeadm does not list.
+	addon  bool
 	config v1.Config
 	// files is the layer's content apart from Debian packages.
 	files tree
 	// debs lists Debian packages whose files also go into the layer, with
 	// what Debian's maintainer scripts would have set up
-	// (alternatives); kube-proxy's only.
+	// (alternatives): kube-proxy's and flannel's.
 	debs []string
 	// checks run inside the layer after it is built (as root).
 	checks []check
@@ -49,8 +54,11 @@ type inputs struct {
 	// k8sBin holds kube-apiserver, kube-controller-manager,
 	// kube-scheduler and kube-proxy; etcdBin holds etcd (and etcdctl).
 	k8sBin, etcdBin string
-	// pause and coredns are the binaries the builder made.
-	pause, coredns string
+	// pause and coredns are the binaries the builder made, and
+	// flannelBin and flannelCNIBin the directories of flannel's
+	// (flanneld, install-conf) and of its CNI plugin (flannel).
+	pause, coredns            string
+	flannelBin, flannelCNIBin string
 }
 
 // kubeProxyDebs are the Debian packages whose files kube-proxy's image
@@ -69,8 +77,21 @@ var kubeProxyDebs = []string{
 	"netbase",
 }
 
+// flannelDebs are the Debian packages whose files flannel's image
+// carries: iptables with its -save and -restore (nft and legacy
+// variants), which flanneld runs for its masquerading and forwarding
+// rules, and nft, which it runs instead when net-conf.json says
+// EnableNFTables; their libraries (Debian's dependencies, and the ELF
+// closure the builder checks); libc6; netbase.
+var flannelDebs = []string{
+	"libc6",
+	"iptables", "libxtables12", "libip4tc2", "libip6tc2", "libnftnl11", "libmnl0", "libnetfilter-conntrack3", "libnfnetlink0",
+	"nftables", "libnftables1", "libjansson4", "libgmp10", "libedit2", "libbsd0", "libmd0", "libtinfo6",
+	"netbase",
+}
+
 // images lists kubeadm's images for the default imageRepository, in
-// kubeadm's order, made of the given inputs.
+// kubeadm's order, then the add-ons' images, made of the given inputs.
 func images(in inputs) []image {
 	repo := config.DefaultImageRepository
 	k8s := func(name string) image {
@@ -131,9 +152,37 @@ func images(in inputs) []image {
 		about:  "kubeboot's pause " + config.PauseVersion + " at /pause",
 	}
 
+	// flanneld and the CNI plugin its init container installs on the
+	// node, with the iptables and nft flanneld runs.
+	flannel := image{
+		name:  "flannel",
+		ref:   addons.FlannelImage,
+		addon: true,
+		config: v1.Config{
+			Env:        []string{pathEnv},
+			WorkingDir: "/",
+			Entrypoint: []string{"/flanneld"},
+		},
+		files: base().
+			with("flanneld", path.Join(in.flannelBin, "flanneld"), 0o755).
+			with("install-conf", path.Join(in.flannelBin, "install-conf"), 0o755).
+			with("flannel", path.Join(in.flannelCNIBin, "flannel"), 0o755),
+		debs: flannelDebs,
+		checks: append([]check{
+			{argv: []string{"/flanneld", "--version"}, want: addons.FlannelVersion},
+			{argv: []string{"/flannel"}, want: "CNI flannel plugin " + flannelCNIVersion},
+			// What the init containers do: copy a file, keeping its mode.
+			{argv: []string{"/install-conf", "/flannel", "/tmp/flannel"}},
+			{argv: []string{"/tmp/flannel"}, want: "CNI flannel plugin " + flannelCNIVersion},
+		}, flannelToolChecks...),
+		about: "flanneld " + addons.FlannelVersion + " at /flanneld, the flannel CNI plugin " + flannelCNIVersion +
+			" at /flannel, install-conf, and iptables (nft by default) and nft from Debian",
+	}
+
 	return []image{
 		k8s("kube-apiserver"), k8s("kube-controller-manager"), k8s("kube-scheduler"), proxy,
 		coredns, pause, etcd,
+		flannel,
 	}
 }
 
@@ -180,6 +229,16 @@ var kubeProxyToolChecks = []check{
 	{argv: []string{"nft", "--version"}, want: "nftables v"},
 	{argv: []string{"ipset", "version"}, want: "ipset v"},
 	{argv: []string{"conntrack", "--version"}, want: "conntrack v"},
+}
+
+// flannelToolChecks run the commands flanneld runs, by the names it uses.
+var flannelToolChecks = []check{
+	{argv: []string{"iptables", "--version"}, want: "(nf_tables)"},
+	{argv: []string{"iptables-save", "--version"}, want: "(nf_tables)"},
+	{argv: []string{"iptables-restore", "--version"}, want: "(nf_tables)"},
+	{argv: []string{"ip6tables", "--version"}, want: "(nf_tables)"},
+	{argv: []string{"ip6tables-restore", "--version"}, want: "(nf_tables)"},
+	{argv: []string{"nft", "--version"}, want: "nftables v"},
 }
 
 func (im image) String() string { return fmt.Sprintf("%s (%s)", im.name, im.ref) }

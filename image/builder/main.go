@@ -3,10 +3,12 @@
 // pull: <imageRepository>/kube-apiserver, kube-controller-manager,
 // kube-scheduler and kube-proxy at the Kubernetes version, etcd, CoreDNS
 // and pause at kubeadm's tags, named exactly as `kubeadm config images
-// list` prints them. One archive per image, in
-// $KUBEBOOT_CACHE/images/<kubernetes version>/ by default; images whose
-// archive is there and whose inputs have not changed are skipped. Progress
-// goes to stderr; the archive directory is the last line on stdout.
+// list` prints them; and the images of the add-ons in image/addons
+// (kubeboot/flannel), named as their manifests name them. One archive per
+// image, in $KUBEBOOT_CACHE/images/<kubernetes version>/ by default;
+// images whose archive is there and whose inputs have not changed are
+// skipped. Progress goes to stderr; the archive directory is the last line
+// on stdout.
 //
 //	go run ./image/builder [flags] [image ...]
 //
@@ -31,8 +33,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/kubeboot/kubeboot/pkg/config"
 )
@@ -97,7 +97,7 @@ func parseFlags(args []string) (options, error) {
 	fset.StringVar(&o.etcdBin, "etcd-bin", os.Getenv("KUBEBOOT_ETCD_BIN"), "directory with etcd and etcdctl ($KUBEBOOT_ETCD_BIN)")
 	fset.StringVar(&o.kubernetesVersion, "kubernetes-version", config.KubernetesVersion, "tag of the kube-* images; the binaries must report it")
 	fset.StringVar(&comp, "compression", envOr("KUBEBOOT_IMAGES_COMPRESSION", string(gzipped)), "layer compression: gzip or none ($KUBEBOOT_IMAGES_COMPRESSION)")
-	fset.IntVar(&o.goProcs, "go-p", envInt("KUBEBOOT_GO_P", 1), "go build -p for CoreDNS ($KUBEBOOT_GO_P)")
+	fset.IntVar(&o.goProcs, "go-p", envInt("KUBEBOOT_GO_P", 1), "go build -p for CoreDNS and flannel ($KUBEBOOT_GO_P)")
 	fset.BoolVar(&o.check, "check", true, "run each image's commands in its layer (chroot; root only)")
 	if err := fset.Parse(args); err != nil {
 		return options{}, err
@@ -140,7 +140,7 @@ func build(ctx context.Context, o options) ([]result, error) {
 	start := time.Now()
 	want := func(n string) bool { return len(o.only) == 0 || slices.Contains(o.only, n) }
 	wantAny := func(ns ...string) bool { return slices.ContainsFunc(ns, want) }
-	if o.src == "" && wantAny("pause", "coredns") {
+	if o.src == "" && wantAny("pause", "coredns", "flannel") {
 		src, err := moduleRoot()
 		if err != nil {
 			return nil, err
@@ -163,6 +163,11 @@ func build(ctx context.Context, o options) ([]result, error) {
 
 	in := inputs{kubernetesVersion: o.kubernetesVersion, k8sBin: o.k8sBin, etcdBin: o.etcdBin}
 	all := images(in)
+	for _, im := range all {
+		if _, err := parseRef(im.ref); err != nil {
+			return nil, fmt.Errorf("%s: %w", im.name, err)
+		}
+	}
 	if err := checkNames(ctx, o, all); err != nil {
 		return nil, err
 	}
@@ -179,19 +184,35 @@ func build(ctx context.Context, o options) ([]result, error) {
 		}
 	}
 	if want("coredns") {
-		if in.coredns, err = buildCoreDNS(ctx, o.src, o.cache, o.goProcs); err != nil {
+		bin, err := corednsWrapper.build(ctx, o.src, o.cache, o.goProcs)
+		if err != nil {
+			return nil, err
+		}
+		in.coredns = filepath.Join(bin, "coredns")
+	}
+	if want("flannel") {
+		if in.flannelBin, err = flannelWrapper.build(ctx, o.src, o.cache, o.goProcs); err != nil {
+			return nil, err
+		}
+		if in.flannelCNIBin, err = flannelCNIWrapper.build(ctx, o.src, o.cache, o.goProcs); err != nil {
 			return nil, err
 		}
 	}
-	var debs []deb
-	if want("kube-proxy") {
-		if debs, err = fetchDebs(ctx, filepath.Join(o.cache, "debs"), kubeProxyDebs); err != nil {
+	// One apt question for the packages of every image, so that its
+	// remembered answer holds whichever images are asked for.
+	debs := map[string]deb{}
+	triplet := ""
+	if slices.ContainsFunc(all, func(im image) bool { return want(im.name) && len(im.debs) > 0 }) {
+		fetched, err := fetchDebs(ctx, filepath.Join(o.cache, "debs"), debPackages(all))
+		if err != nil {
 			return nil, err
 		}
-	}
-	triplet, err := debianTriplet(runtime.GOARCH)
-	if err != nil && want("kube-proxy") {
-		return nil, err
+		for _, d := range fetched {
+			debs[d.Pkg] = d
+		}
+		if triplet, err = debianTriplet(runtime.GOARCH); err != nil {
+			return nil, err
+		}
 	}
 
 	digests := loadDigester(filepath.Join(workRoot, ".digests.json"))
@@ -203,8 +224,8 @@ func build(ctx context.Context, o options) ([]result, error) {
 		}
 		t0 := time.Now()
 		var imDebs []deb
-		if len(im.debs) > 0 {
-			imDebs = debs
+		for _, p := range im.debs {
+			imDebs = append(imDebs, debs[p])
 		}
 		key, err := im.key(imDebs, o.compression, digests)
 		if err != nil {
@@ -294,11 +315,11 @@ func buildImage(ctx context.Context, o options, im image, debs []deb, triplet, f
 	if err != nil {
 		return "", err
 	}
-	tag, err := name.NewTag(im.ref, name.StrictValidation)
+	ref, err := parseRef(im.ref)
 	if err != nil {
 		return "", err
 	}
-	return note, writeArchive(file, tag, img)
+	return note, writeArchive(file, ref, img)
 }
 
 // key is the digest of everything the image's archive is made of: the
@@ -369,8 +390,8 @@ func prune(out string, current []result) {
 	}
 }
 
-// checkNames compares the images' names with what kubeadm, when it is in
-// the Kubernetes bin directory, says it uses.
+// checkNames compares the names of kubeadm's images with what kubeadm,
+// when it is in the Kubernetes bin directory, says it uses.
 func checkNames(ctx context.Context, o options, all []image) error {
 	if o.k8sBin == "" {
 		return nil
@@ -389,7 +410,9 @@ func checkNames(ctx context.Context, o options, all []image) error {
 	theirs := strings.Fields(string(out))
 	var ours []string
 	for _, im := range all {
-		ours = append(ours, im.ref)
+		if !im.addon {
+			ours = append(ours, im.ref)
+		}
 	}
 	slices.Sort(theirs)
 	slices.Sort(ours)
