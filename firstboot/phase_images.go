@@ -3,6 +3,7 @@ package firstboot
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/kubeboot/kubeboot/pkg/cri"
 	"github.com/kubeboot/kubeboot/pkg/images"
@@ -53,10 +54,32 @@ var imagesPhase = Phase{
 				r.Log.Info("image", "report", ir.String())
 			},
 		}
-		rep, err := e.Run(ctx, images.List(r.Cfg))
+		rep, err := e.Run(ctx, wantedImages(r))
 		if err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("%s (%s %s)", rep.Summary(), v.RuntimeName, v.RuntimeVersion), nil
 	},
+}
+
+// wantedImages are kubeadm's images for this configuration plus every
+// image the archive directory holds: an add-on's images (a CNI, say) ship
+// beside the control plane's, and an air-gapped node has no other way to
+// get them.
+func wantedImages(r *Run) []string {
+	list := images.List(r.Cfg)
+	files, _ := cri.ArchiveFiles(r.Writer.HostPath(r.Cfg.Boot.ImageArchiveDir))
+	for _, f := range files {
+		names, err := cri.ArchiveImages(f)
+		if err != nil {
+			// Ensure reports unreadable archives itself.
+			continue
+		}
+		for _, n := range names {
+			if !slices.ContainsFunc(list, func(l string) bool { return cri.SameImage(l, n) }) {
+				list = append(list, n)
+			}
+		}
+	}
+	return list
 }

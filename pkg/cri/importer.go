@@ -237,6 +237,10 @@ func ArchiveImages(file string) ([]string, error) {
 	return slices.Compact(names), nil
 }
 
+// SameImage tells whether two names denote the same image
+// ("busybox" and "docker.io/library/busybox:latest" do).
+func SameImage(a, b string) bool { return normalize(a) == normalize(b) }
+
 // normalize turns an image name into containerd's full form, so
 // "busybox" and "docker.io/library/busybox:latest" compare equal.
 func normalize(image string) string {
