@@ -3,7 +3,9 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 
+	corev1 "k8s.io/api/core/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"sigs.k8s.io/yaml"
 )
@@ -45,7 +47,7 @@ func ForJoin(j *JoinConfig, source string, clusterYAML, kubeletYAML []byte, node
 		}
 	}
 	if j.Kubelet != nil {
-		merged, err := overlayKubelet(c.Kubelet, *j.Kubelet)
+		merged, err := overlayKubelet(c.Kubelet, *j.Kubelet, j.docs[KindKubelet].lines)
 		if err != nil {
 			return nil, fmt.Errorf("%s: KubeletConfiguration: %w", j.Source, err)
 		}
@@ -53,6 +55,14 @@ func ForJoin(j *JoinConfig, source string, clusterYAML, kubeletYAML []byte, node
 	}
 	c.Boot = j.Boot
 	c.Init.NodeRegistration = j.Join.NodeRegistration
+	// Taints not given are join's decision (SetJoinDefaults), not init's:
+	// init's defaults would give a worker the control-plane taint.
+	if c.Init.NodeRegistration.Taints == nil {
+		c.Init.NodeRegistration.Taints = []corev1.Taint{}
+		if j.Join.ControlPlane != nil {
+			c.Init.NodeRegistration.Taints = []corev1.Taint{ControlPlaneTaint}
+		}
+	}
 	c.Init.SkipPhases = j.Join.SkipPhases
 	c.Init.Timeouts = j.Join.Timeouts
 	c.Init.LocalAPIEndpoint.AdvertiseAddress = nodeIP
@@ -67,7 +77,8 @@ func ForJoin(j *JoinConfig, source string, clusterYAML, kubeletYAML []byte, node
 
 // overlayKubelet sets every field given in the node's own document on top
 // of the cluster's, recursively for nested objects; lists are replaced.
-func overlayKubelet(base, over kubeletv1beta1.KubeletConfiguration) (kubeletv1beta1.KubeletConfiguration, error) {
+// given holds the field paths the document spelled out (nil: none known).
+func overlayKubelet(base, over kubeletv1beta1.KubeletConfiguration, given map[string]int) (kubeletv1beta1.KubeletConfiguration, error) {
 	var out kubeletv1beta1.KubeletConfiguration
 	b, err := toMap(base)
 	if err != nil {
@@ -77,6 +88,11 @@ func overlayKubelet(base, over kubeletv1beta1.KubeletConfiguration) (kubeletv1be
 	if err != nil {
 		return out, err
 	}
+	zero, err := toMap(kubeletv1beta1.KubeletConfiguration{})
+	if err != nil {
+		return out, err
+	}
+	pruneUnset(o, zero, given, "")
 	data, err := json.Marshal(mergeMaps(b, o))
 	if err != nil {
 		return out, err
@@ -91,6 +107,29 @@ func toMap(v any) (map[string]any, error) {
 	}
 	m := map[string]any{}
 	return m, json.Unmarshal(data, &m)
+}
+
+// pruneUnset drops from m what an empty KubeletConfiguration marshals to
+// anyway (durations as "0s", fields without omitempty) unless the document
+// gave it: such a field was not set by the node, and merging it would
+// reset the cluster's value.
+func pruneUnset(m, zero map[string]any, given map[string]int, prefix string) {
+	for k, v := range m {
+		p := join(prefix, k)
+		zv, inZero := zero[k]
+		if vm, ok := v.(map[string]any); ok {
+			// An object given may still hold fields that were not.
+			zm, _ := zv.(map[string]any)
+			pruneUnset(vm, zm, given, p)
+			if len(vm) == 0 {
+				delete(m, k)
+			}
+			continue
+		}
+		if _, ok := given[p]; !ok && inZero && reflect.DeepEqual(v, zv) {
+			delete(m, k)
+		}
+	}
 }
 
 func mergeMaps(base, over map[string]any) map[string]any {

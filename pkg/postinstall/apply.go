@@ -133,6 +133,10 @@ func (a Applier) resource(u *unstructured.Unstructured) (dynamic.ResourceInterfa
 	if res, ok := resources[gvk]; ok {
 		gvr := gvk.GroupVersion().WithResource(res.resource)
 		if res.namespaced {
+			// A user's manifest may leave it out, as kubectl allows.
+			if u.GetNamespace() == "" {
+				u.SetNamespace(metav1.NamespaceDefault)
+			}
 			return a.Client.Resource(gvr).Namespace(u.GetNamespace()), nil
 		}
 		return a.Client.Resource(gvr), nil

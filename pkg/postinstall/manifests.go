@@ -12,6 +12,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/kubeboot/kubeboot/pkg/rootfs"
@@ -44,7 +45,18 @@ func ReadManifests(fsys fs.FS, entries []string) ([]runtime.Object, error) {
 			}
 		}
 	}
+	// Stable: within each group, the order of the files and documents.
+	sort.SliceStable(out, func(i, j int) bool { return applyFirst(out[i]) && !applyFirst(out[j]) })
 	return out, nil
+}
+
+// applyFirst tells the kinds other objects live in or are instances of.
+func applyFirst(o runtime.Object) bool {
+	switch o.GetObjectKind().GroupVersionKind().GroupKind() {
+	case schema.GroupKind{Kind: "Namespace"}, schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}:
+		return true
+	}
+	return false
 }
 
 func manifestFiles(fsys fs.FS, entry string) ([]string, error) {
@@ -93,23 +105,34 @@ func DecodeManifest(name string, data []byte) ([]*unstructured.Unstructured, err
 				return nil, fmt.Errorf("manifests: %s: document %d: %w", name, i, err)
 			}
 			for j := range l.Items {
+				if err := checkObject(&l.Items[j]); err != nil {
+					return nil, fmt.Errorf("manifests: %s: document %d: item %d: %w", name, i, j+1, err)
+				}
 				out = append(out, &l.Items[j])
 			}
 			continue
 		}
-		var missing []string
-		if u.GetAPIVersion() == "" {
-			missing = append(missing, "apiVersion")
-		}
-		if u.GetKind() == "" {
-			missing = append(missing, "kind")
-		}
-		if u.GetName() == "" {
-			missing = append(missing, "metadata.name")
-		}
-		if len(missing) > 0 {
-			return nil, fmt.Errorf("manifests: %s: document %d: missing %s", name, i, strings.Join(missing, ", "))
+		if err := checkObject(u); err != nil {
+			return nil, fmt.Errorf("manifests: %s: document %d: %w", name, i, err)
 		}
 		out = append(out, u)
 	}
+}
+
+// checkObject requires what an apply needs to name the object.
+func checkObject(u *unstructured.Unstructured) error {
+	var missing []string
+	if u.GetAPIVersion() == "" {
+		missing = append(missing, "apiVersion")
+	}
+	if u.GetKind() == "" {
+		missing = append(missing, "kind")
+	}
+	if u.GetName() == "" {
+		missing = append(missing, "metadata.name")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %s", strings.Join(missing, ", "))
+	}
+	return nil
 }

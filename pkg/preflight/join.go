@@ -20,15 +20,10 @@ func JoinChecks(cfg *config.Config, controlPlane bool, caCertPath string) []Chec
 		privilegedUserCheck(),
 		fileAvailableCheck("/etc/kubernetes/kubelet.conf"),
 		fileAvailableCheck("/etc/kubernetes/bootstrap-kubelet.conf"),
-	}
-	if !controlPlane {
-		checks = append(checks, fileAvailableCheck(caCertPath))
-	}
-	checks = append(checks,
 		criCheck(nr.CRISocket),
 		criVersionCheck(nr.CRISocket, cfg.Kubelet.CgroupDriver),
 		swapCheck(cfg),
-	)
+	}
 	for _, c := range requiredCommands {
 		checks = append(checks, inPathCheck(c.name, c.optional))
 	}
@@ -38,6 +33,11 @@ func JoinChecks(cfg *config.Config, controlPlane bool, caCertPath string) []Chec
 		kubeletVersionCheck(cfg.Cluster.KubernetesVersion),
 		serviceKubeletCheck(),
 		portCheck(kubeletPort, "", ""),
+	)
+	if !controlPlane {
+		checks = append(checks, fileAvailableCheck(caCertPath))
+	}
+	checks = append(checks,
 		fileContentCheck(ipv4Forward, "1", v4, "IPv4"),
 		fileContentCheck(bridgeNFIPTables, "1", v4, "IPv4"),
 		fileContentCheck(ipv6Forward, "1", v6, "IPv6"),
