@@ -53,6 +53,11 @@ func Rendezvous(ctx context.Context, opts Options, cfg *config.Config) (Role, er
 			say("%s holds the claim until %s: running init", node, claim.Expires.UTC().Format(time.RFC3339))
 			return Role{Init: true}, nil
 		}
+		// Check now that this configuration can join at all, before a
+		// control-plane slot is taken for a machine that cannot fill it.
+		if _, err := joinFromRendezvous(cfg, true, nil); err != nil {
+			return Role{}, err
+		}
 		say("%s holds the claim: waiting for the join secret", claim.Node)
 		secret, err := store.WaitSecret(ctx)
 		if errors.Is(err, rendezvous.ErrClaimExpired) {
@@ -68,20 +73,36 @@ func Rendezvous(ctx context.Context, opts Options, cfg *config.Config) (Role, er
 		}
 		cp := role == rendezvous.ControlPlane
 		say("joining as %s", role)
-		j := config.JoinFromInit(cfg, cp)
-		j.Boot.Join.Source = ""
-		j.Boot.Join.Secret = string(secret)
-		config.SetJoinDefaults(j)
-		if err := config.ValidateJoin(j); err != nil {
+		j, err := joinFromRendezvous(cfg, cp, secret)
+		if err != nil {
 			return Role{}, err
 		}
 		return Role{Join: j, ControlPlane: cp}, nil
 	}
 }
 
+// joinFromRendezvous is the join configuration of a machine that lost the
+// claim, with the join secret inline (nil: a placeholder, to validate).
+func joinFromRendezvous(cfg *config.Config, controlPlane bool, secret []byte) (*config.JoinConfig, error) {
+	j := config.JoinFromInit(cfg, controlPlane)
+	j.Boot.Join.Source = ""
+	j.Boot.Join.Secret = string(secret)
+	if secret == nil {
+		j.Boot.Join.Secret = "pending"
+	}
+	config.SetJoinDefaults(j)
+	if err := config.ValidateJoin(j); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
 // KeepClaim renews the init claim until ctx ends, so that a slow init is
-// not taken over; renewal stops mattering once the claim is published.
-func KeepClaim(ctx context.Context, opts Options, cfg *config.Config) {
+// not taken over; renewal stops mattering once the claim is published. If
+// the claim is lost all the same (this machine was cut off for a whole
+// lease, and another took over), lost is called: this init must stop
+// rather than form a second cluster.
+func KeepClaim(ctx context.Context, opts Options, cfg *config.Config, lost func()) {
 	rv := cfg.Boot.Cluster.Rendezvous
 	r := &Run{Options: opts, Cfg: cfg}
 	store := r.rendezvousStore()
@@ -93,6 +114,13 @@ func KeepClaim(ctx context.Context, opts Options, cfg *config.Config) {
 		case <-time.After(every):
 		}
 		c, err := store.Renew(ctx, cfg.Init.NodeRegistration.Name, rv.LeaseDuration.Duration)
+		if errors.Is(err, rendezvous.ErrClaimLost) {
+			if opts.Log != nil {
+				opts.Log.Error("rendezvous: the init claim was taken over; stopping init", "err", err)
+			}
+			lost()
+			return
+		}
 		if err != nil && ctx.Err() == nil {
 			if opts.Log != nil {
 				opts.Log.Warn("rendezvous: renewing the claim failed", "err", err)

@@ -143,7 +143,7 @@ func TestRendezvous(t *testing.T) {
 	keep, stopKeeping := context.WithCancel(ctx)
 	defer stopKeeping()
 	kept := make(chan struct{})
-	go func() { KeepClaim(keep, Options{}, m1); close(kept) }()
+	go func() { KeepClaim(keep, Options{}, m1, func() {}); close(kept) }()
 
 	second := rendezvousAsync(ctx, m2)
 	// Past the lease: the renewed claim holds and the second one waits.

@@ -132,9 +132,10 @@ func runFlow(cmd *cobra.Command, g *globalFlags, f *initFlags, phases []firstboo
 		if role.Join != nil {
 			return firstboot.RunJoin(ctx, opts, role.Join, cmd.OutOrStdout(), len(f.skipPhases) > 0)
 		}
-		keep, stopKeeping := context.WithCancel(ctx)
-		defer stopKeeping()
-		go firstboot.KeepClaim(keep, opts, cfg)
+		var lost context.CancelFunc
+		ctx, lost = context.WithCancel(ctx)
+		defer lost()
+		go firstboot.KeepClaim(ctx, opts, cfg, lost)
 	}
 	run := &firstboot.Run{Options: opts, Cfg: cfg}
 	tl, err := firstboot.Execute(ctx, run, phases)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -70,6 +71,18 @@ func ForJoin(j *JoinConfig, source string, clusterYAML, kubeletYAML []byte, node
 		c.Init.LocalAPIEndpoint = cp.LocalAPIEndpoint
 	}
 	SetDefaults(c)
+	// A joining kubelet registers with its taints, as kubeadm join has it
+	// do: a worker meant to be tainted must never be schedulable, not even
+	// for the moment before a later patch. (init taints its node through
+	// mark-control-plane instead.)
+	if ts := c.Init.NodeRegistration.Taints; len(ts) > 0 && !hasArg(c.Init.NodeRegistration.KubeletExtraArgs, "register-with-taints") {
+		var parts []string
+		for _, t := range ts {
+			parts = append(parts, t.ToString())
+		}
+		nr := &c.Init.NodeRegistration
+		nr.KubeletExtraArgs = append(append([]Arg{}, nr.KubeletExtraArgs...), Arg{Name: "register-with-taints", Value: strings.Join(parts, ",")})
+	}
 	// The kubelet's endpoint is per node: the cluster's copy has none.
 	c.Kubelet.ContainerRuntimeEndpoint = c.Init.NodeRegistration.CRISocket
 	return c, nil
@@ -163,4 +176,13 @@ func JoinFromInit(c *Config, controlPlane bool) *JoinConfig {
 		j.Join.NodeRegistration.Taints = nil
 	}
 	return j
+}
+
+func hasArg(args []Arg, name string) bool {
+	for _, a := range args {
+		if a.Name == name {
+			return true
+		}
+	}
+	return false
 }

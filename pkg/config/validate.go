@@ -360,6 +360,9 @@ func validateBoot(c *Config, e *docErrors) {
 	validateJoinSource(e, &b.Join)
 	if r := b.Cluster.Rendezvous; r != nil {
 		validateHTTPURL(e, "cluster.rendezvous.url", r.URL)
+		if b.PodNetwork.Builtin {
+			e.add("podNetwork.builtin", "the built-in pod network serves a single node, and a rendezvous forms a cluster: list a CNI add-on in manifests instead")
+		}
 		if r.ControlPlaneReplicas != nil && *r.ControlPlaneReplicas < 1 {
 			e.add("cluster.rendezvous.controlPlaneReplicas", "must be at least 1, got %d", *r.ControlPlaneReplicas)
 		}
