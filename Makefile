@@ -13,6 +13,7 @@ export CGO_ENABLED := 0
 include test/k8sbin.mk
 include image/images.mk
 include test/qemu.mk
+include test/cluster.mk
 include image/image.mk
 
 # Debian packages the tests use (installed once, idempotent).
