@@ -31,11 +31,12 @@ test-unit:
 
 # Everything CI runs: unit tests with the race detector (it needs cgo),
 # then the integration tests against real components the project builds.
-test: build deps
-	CGO_ENABLED=1 $(GO) test $(GOFLAGS_TEST) -race ./...
+test: build deps k8sbin
+	dirs=$(K8SBIN_PATH); CGO_ENABLED=1 KUBEBOOT_ETCD_BIN=$${dirs##*:} $(GO) test $(GOFLAGS_TEST) -race ./...
 	$(MAKE) fuzz-short
 	$(MAKE) e2e-controlplane
 	$(MAKE) e2e-node
+	$(MAKE) e2e-cluster
 	$(MAKE) qemu-test
 	@# The full tier (the golden image booting a real control plane under
 	@# TCG, about 9 minutes) is the nightly switch: KUBEBOOT_QEMU_FULL=1.

@@ -21,8 +21,10 @@ func JoinPhases(controlPlane bool) []Phase {
 		joinConfigPhase,
 		hostPhase,
 		joinPreflightPhase,
-		imagesPhase,
 		discoveryPhase,
+		// After discovery: the runtime is checked against the cluster's
+		// kubelet configuration (its cgroup driver), not the defaults.
+		imagesPhase,
 	}
 	if controlPlane {
 		phases = append(phases,

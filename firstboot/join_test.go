@@ -17,7 +17,7 @@ func TestJoinPhases(t *testing.T) {
 	cp := JoinPhases(true)
 	worker := JoinPhases(false)
 	want := []string{
-		"userdata", "config", "host", "preflight", "images", "discovery",
+		"userdata", "config", "host", "preflight", "discovery", "images",
 		"download-certs", "certs", "kubeconfig", "audit", "encryption", "control-plane", "etcd-join",
 		"kubelet-start", "kubelet-wait-bootstrap",
 		"etcd-promote", "wait-control-plane", "mark-control-plane",

@@ -71,6 +71,16 @@ func kubeconfigSpec(r *Run) (kubeconfig.Spec, error) {
 	if err != nil {
 		return kubeconfig.Spec{}, err
 	}
+	// A joining node of a cluster without a controlPlaneEndpoint reaches
+	// the control plane where discovery found it: its own API server is
+	// not serving yet when admin.conf is first used.
+	if r.Join != nil && c.Cluster.ControlPlaneEndpoint == "" {
+		info, err := r.clusterInfo()
+		if err != nil {
+			return kubeconfig.Spec{}, err
+		}
+		cp = info.Server
+	}
 	return kubeconfig.Spec{
 		Dir:             "/etc/kubernetes",
 		ClusterName:     c.Cluster.ClusterName,

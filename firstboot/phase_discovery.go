@@ -58,7 +58,11 @@ var discoveryPhase = Phase{
 			// kubeadm join writes the cluster CA for the kubelet (caCertPath).
 			{Path: r.Join.Join.CACertPath, Mode: 0o644, Data: cluster.CertificateAuthorityData},
 		}
-		return Output{Files: files, Summary: fmt.Sprintf("cluster %q at %s, Kubernetes %s (%s)",
+		var warnings []string
+		if r.Join.Join.ControlPlane != nil && cfg.Cluster.ControlPlaneEndpoint == "" {
+			warnings = append(warnings, "the cluster has no controlPlaneEndpoint: this node's kubeconfigs point at "+cluster.Server+", and lose the API when that node goes; set controlPlaneEndpoint (a load balancer or DNS name) for a highly available control plane")
+		}
+		return Output{Files: files, Warnings: warnings, Summary: fmt.Sprintf("cluster %q at %s, Kubernetes %s (%s)",
 			cfg.Cluster.ClusterName, cluster.Server, cfg.Cluster.KubernetesVersion, from)}, nil
 	},
 }

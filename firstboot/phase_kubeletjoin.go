@@ -77,9 +77,9 @@ var kubeletBootstrapPhase = Phase{
 	Apply: func(ctx context.Context, r *Run) (string, error) {
 		timeout := r.Join.Join.Timeouts.TLSBootstrap.Duration
 		start := time.Now()
-		for !r.joined() {
+		for !r.bootstrapped() {
 			if time.Since(start) > timeout {
-				return "", fmt.Errorf("the kubelet did not write %s within %s: is it running (kubelet.service, or the supervisor that replaces systemd)? Its log says why; common causes are a CSR that is not approved (the cluster's kubeadm:node-autoapprove-bootstrap binding) and an expired token", kubelet.KubeconfigPath, timeout)
+				return "", fmt.Errorf("the kubelet did not write %s and its client certificate within %s: is it running (kubelet.service, or the supervisor that replaces systemd)? Its log says why; common causes are a CSR that is not approved (the cluster's kubeadm:node-autoapprove-bootstrap binding) and an expired token", kubelet.KubeconfigPath, timeout)
 			}
 			select {
 			case <-ctx.Done():
@@ -144,4 +144,31 @@ func nodeReady(n *corev1.Node) (bool, string) {
 		}
 	}
 	return false, "no Ready condition yet"
+}
+
+// bootstrapped tells whether the TLS bootstrap is complete: the kubelet
+// writes kubelet.conf before its certificate arrives, so both must exist.
+func (r *Run) bootstrapped() bool {
+	data, err := r.readOptional(kubelet.KubeconfigPath)
+	if err != nil || data == nil {
+		return false
+	}
+	cfg, err := clientcmd.Load(data)
+	if err != nil {
+		return false
+	}
+	ctx, ok := cfg.Contexts[cfg.CurrentContext]
+	if !ok {
+		return false
+	}
+	user, ok := cfg.AuthInfos[ctx.AuthInfo]
+	if !ok {
+		return false
+	}
+	if user.ClientCertificate != "" {
+		if _, err := r.readOptionalStat(user.ClientCertificate); err != nil {
+			return false
+		}
+	}
+	return len(user.ClientCertificateData) > 0 || user.ClientCertificate != "" || user.Token != ""
 }

@@ -3,8 +3,7 @@
 # (private mount, network and UTS namespaces) that keeps the host's network
 # and mounts out of reach. Include from the top-level Makefile.
 #
-#   make e2e-cluster                          the harness's smoke test (< 1 min)
-#   KUBEBOOT_CLUSTER_INIT=1 make e2e-cluster  also `kubeboot init` on one node (1-2 min)
+#   make e2e-cluster                          the harness's smoke test, then TestFormation
 #   make e2e-cluster E2E_CLUSTER_RUN=REGEXP   choose the tests (-test.run)
 #
 # Node logs: _out/e2e-cluster/TEST/NODE/*.log. After the tests the binary
@@ -21,7 +20,7 @@ e2e-cluster: build k8sbin images deps
 	rm -rf _out/e2e-cluster
 	dirs=$$(test/k8sbin/build.sh path | tail -1); images=$(IMAGES_DIR); run=kbc-$$$$; \
 	KUBEBOOT_CLUSTER_SANDBOX=1 KUBEBOOT_CLUSTER_RUN=$$run KUBEBOOT_CLUSTER_LOGS=$(CURDIR)/_out/e2e-cluster \
-	KUBEBOOT_K8S_BIN=$${dirs%%:*} KUBEBOOT_BIN=$(CURDIR)/bin/kubeboot KUBEBOOT_IMAGES=$$images KUBEBOOT_PROBE=$(CURDIR)/_out/probe \
+	KUBEBOOT_K8S_BIN=$${dirs%%:*} KUBEBOOT_BIN=$(CURDIR)/bin/kubeboot KUBEBOOT_IMAGES=$$images KUBEBOOT_PROBE=$(CURDIR)/_out/probe KUBEBOOT_ADDONS=$(CURDIR)/image/addons \
 	  unshare --mount --net --uts --propagation private _out/cluster.test -test.v -test.timeout 30m -test.run '$(E2E_CLUSTER_RUN)' 2>&1 \
 	  | tee _out/e2e-cluster.log | grep -E '^(=== RUN|\s*---|PASS|FAIL|ok)|BENCH|cluster:|panic'; \
 	rc=$${PIPESTATUS[0]}; \
