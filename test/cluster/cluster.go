@@ -276,6 +276,9 @@ func (c *Cluster) startNode(n *Node, hosts string) error {
 	// The node's end is eth0, moved into the agent's network namespace.
 	veth := "kbc-" + n.Name
 	pid := strconv.Itoa(n.PID())
+	// A previous test's node of the same name may linger: the kernel frees
+	// a dead network namespace (and its end of the veth) asynchronously.
+	exec.Command("ip", "link", "del", veth).Run()
 	for _, args := range [][]string{
 		{"link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", pid},
 		{"link", "set", veth, "master", Bridge, "up"},
@@ -346,6 +349,9 @@ func (c *Cluster) teardown() {
 	}
 	if c.dns != nil {
 		c.dns.Close()
+	}
+	for _, n := range c.Nodes {
+		exec.Command("ip", "link", "del", "kbc-"+n.Name).Run()
 	}
 	exec.Command("ip", "link", "del", Bridge).Run()
 	for k, v := range c.knobs {

@@ -285,6 +285,7 @@ func TestControlPlane(t *testing.T) {
 	t.Run("anonymous cluster-info", func(t *testing.T) { checkClusterInfo(t, e, secret) })
 	t.Run("discovery", func(t *testing.T) { testDiscovery(t, e, secret) })
 	t.Run("join dry run", func(t *testing.T) { testJoinDryRun(t, e, secret) })
+	t.Run("sealed join secret", func(t *testing.T) { testSealedJoin(t, e, secret) })
 	t.Run("bootstrap token CSR auto-approved", func(t *testing.T) { checkCSR(t, e, secret) })
 	t.Run("permissions", func(t *testing.T) { checkPermissions(t, e, secret) })
 	t.Run("kubeadm-certs", func(t *testing.T) { checkCerts(t, e, secret) })

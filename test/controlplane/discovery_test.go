@@ -146,6 +146,39 @@ func testDiscovery(t *testing.T, e *env, s joinsecret.Secret) {
 		}
 	})
 
+	// A token whose expiration has passed is never signed (the controller
+	// manager's bootstrapsigner skips it and its tokencleaner deletes it).
+	t.Run("expired token", func(t *testing.T) {
+		admin := e.clients("admin.conf")
+		token, err := bootstraputil.GenerateBootstrapToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id3, secret3, _ := strings.Cut(token, ".")
+		name := bootstraputil.BootstrapTokenSecretName(id3)
+		_, err = admin.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: metav1.NamespaceSystem},
+			Type:       bootstrapapi.SecretTypeBootstrapToken,
+			StringData: map[string]string{
+				bootstrapapi.BootstrapTokenIDKey:           id3,
+				bootstrapapi.BootstrapTokenSecretKey:       secret3,
+				bootstrapapi.BootstrapTokenUsageSigningKey: "true",
+				bootstrapapi.BootstrapTokenExpirationKey:   time.Now().Add(-time.Minute).UTC().Format(time.RFC3339),
+			},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			admin.CoreV1().Secrets(metav1.NamespaceSystem).Delete(context.Background(), name, metav1.DeleteOptions{})
+		})
+		_, err = discovery.ByToken(ctx, s.APIServerEndpoint, token, s.CACertHashes, false, 3*time.Second)
+		if !errors.Is(err, discovery.ErrUnknownToken) {
+			t.Fatalf("got %v, want an unknown or expired token", err)
+		}
+		noSecret(t, err, secret3)
+	})
+
 	t.Run("kubeconfig file", func(t *testing.T) {
 		cfg, err := discovery.ByFile(filepath.Join(e.root, "etc/kubernetes/admin.conf"))
 		if err != nil {

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"bytes"
+	"fmt"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"filippo.io/age"
 
 	"github.com/kubeboot/kubeboot/pkg/joinsecret"
 )
@@ -118,6 +121,62 @@ func testJoinDryRun(t *testing.T, e *env, s joinsecret.Secret) {
 				if _, err := os.Stat(filepath.Join(root, "etc/kubernetes/pki/ca.key")); err == nil {
 					t.Errorf("a key was written although the certificate key is wrong")
 				}
+			}
+		})
+	}
+}
+
+// testSealedJoin joins (dry run) with the join secret sealed to an age
+// identity, as init writes it for joinSecret.recipients: the right
+// identity opens it; a wrong one, or an unsealed secret where an identity
+// is configured, is refused.
+func testSealedJoin(t *testing.T, e *env, s joinsecret.Secret) {
+	dir := t.TempDir()
+	plain, err := os.ReadFile(filepath.Join(e.root, "var/lib/kubeboot/join-secret.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := age.GenerateX25519Identity()
+	other, _ := age.GenerateX25519Identity()
+	sealed, err := joinsecret.Seal(plain, []string{id.Recipient().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"sealed.json": sealed, "plain.json": plain,
+		"id.txt": []byte(id.String() + "\n"), "other.txt": []byte(other.String() + "\n")}
+	for name, data := range files {
+		os.WriteFile(filepath.Join(dir, name), data, 0o600)
+	}
+	config := func(secret, identity string) string {
+		p := filepath.Join(dir, secret+"-"+identity+".yaml")
+		os.WriteFile(p, []byte(fmt.Sprintf("apiVersion: kubeboot.dev/v1alpha1\nkind: BootConfiguration\njoin:\n  source: %s\n  identityFile: %s\n",
+			filepath.Join(dir, secret), filepath.Join(dir, identity))), 0o600)
+		return p
+	}
+	for _, c := range []struct {
+		name, secret, identity, want string
+	}{
+		{"right identity", "sealed.json", "id.txt", ""},
+		{"wrong identity", "sealed.json", "other.txt", "no configured identity opens it"},
+		{"unsealed secret where an identity is set", "plain.json", "id.txt", "not sealed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			out, err := exec.Command(e.kubeboot, "join", "--dry-run", "--root", root, "--config", config(c.secret, c.identity), "--node-name", "kb-w9").CombinedOutput()
+			if strings.Contains(string(out), id.String()) || strings.Contains(string(out), other.String()) {
+				t.Errorf("output shows an age identity")
+			}
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("kubeboot join: %v\n%s", err, out)
+				}
+				if _, err := os.Stat(filepath.Join(root, "etc/kubernetes/bootstrap-kubelet.conf")); err != nil {
+					t.Errorf("no bootstrap-kubelet.conf after a sealed join: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(string(out), c.want) {
+				t.Errorf("want an error with %q, got %v:\n%s", c.want, err, out)
 			}
 		})
 	}
