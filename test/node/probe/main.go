@@ -34,14 +34,24 @@ func main() {
 		}
 		fmt.Println(addrs)
 	case "get":
+		// Retried for a while: a node's kube-proxy or CNI may still be
+		// catching up when the pod starts; the test judges the last answer.
 		c := &http.Client{Timeout: 10 * time.Second}
-		resp, err := c.Get(os.Args[2])
-		if err != nil {
-			fmt.Println("error:", err)
-			os.Exit(1)
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			resp, err := c.Get(os.Args[2])
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				fmt.Printf("%d %s", resp.StatusCode, body)
+				break
+			}
+			if time.Now().After(deadline) {
+				fmt.Println("error:", err)
+				os.Exit(1)
+			}
+			fmt.Fprintln(os.Stderr, "retrying:", err)
+			time.Sleep(time.Second)
 		}
-		body, _ := io.ReadAll(resp.Body)
-		fmt.Printf("%d %s", resp.StatusCode, body)
 	}
 	// Keep the pod around so the test can read its log.
 	time.Sleep(time.Hour)
