@@ -49,7 +49,6 @@ func main() {
 				fmt.Println("error:", err)
 				os.Exit(1)
 			}
-			fmt.Fprintln(os.Stderr, "retrying:", err)
 			time.Sleep(time.Second)
 		}
 	}
