@@ -179,6 +179,15 @@ func TestFormation(t *testing.T) {
 	t.Run("a worker killed at every phase boundary converges", func(t *testing.T) {
 		rejoinWithKills(t, ctx, worker, k8sBin, kubeboot, cs, firstboot.JoinPhases(false))
 	})
+	t.Run("worker join with images present, for the benchmark", func(t *testing.T) {
+		resetNode(t, ctx, worker, kubeboot, cs)
+		start := time.Now()
+		out, err := worker.Boot(ctx, k8sBin, kubeboot, "init", "--config", configPath)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		t.Logf("BENCH kubeboot worker join (images present) %s: start → done (node Ready) %s; %s", worker.Name, time.Since(start).Round(time.Millisecond), phaseTimes(out))
+	})
 	t.Run("a control plane killed at every phase boundary converges", func(t *testing.T) {
 		rejoinWithKills(t, ctx, second, k8sBin, kubeboot, cs, firstboot.JoinPhases(true))
 		checkEtcd(t, ctx, first, []string{first.Name, second.Name})
@@ -425,17 +434,7 @@ func kubeadmJoin(t *testing.T, ctx context.Context, n, first *Node, cs kubernete
 // boundary is crossed once by a killed run. The last run must complete
 // and the node be Ready.
 func rejoinWithKills(t *testing.T, ctx context.Context, n *Node, k8sBin, kubeboot string, cs kubernetes.Interface, phases []firstboot.Phase) {
-	n.Stop("kubelet")
-	if out, err := n.Run(ctx, kubeboot, "reset", "--config", configPath); err != nil {
-		t.Fatalf("kubeboot reset: %v\n%s", err, out)
-	} else {
-		t.Logf("%s: kubeboot reset:\n%s", n.Name, out)
-	}
-	// As after kubeadm reset: the old Node object goes too, or its last
-	// Ready condition would answer for the new kubelet.
-	if err := cs.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	resetNode(t, ctx, n, kubeboot, cs)
 	start := time.Now()
 	killed := 0
 	for _, p := range phases {
@@ -461,4 +460,20 @@ func rejoinWithKills(t *testing.T, ctx context.Context, n *Node, k8sBin, kubeboo
 		t.Errorf("only %d of %d runs were killed: the fault injection did not reach the join flow", killed, len(phases))
 	}
 	t.Logf("%s: %d runs killed at a phase boundary, then converged in %s", n.Name, killed, time.Since(start).Round(time.Millisecond))
+}
+
+// resetNode takes a joined node out: its kubelet stopped (the harness is
+// its supervisor), `kubeboot reset`, and, as after kubeadm reset, its Node
+// object deleted, or the old Ready condition would answer for the next
+// kubelet.
+func resetNode(t *testing.T, ctx context.Context, n *Node, kubeboot string, cs kubernetes.Interface) {
+	n.Stop("kubelet")
+	out, err := n.Run(ctx, kubeboot, "reset", "--config", configPath)
+	if err != nil {
+		t.Fatalf("kubeboot reset: %v\n%s", err, out)
+	}
+	t.Logf("%s: kubeboot reset:\n%s", n.Name, out)
+	if err := cs.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
