@@ -38,7 +38,7 @@ func JoinPhases(controlPlane bool) []Phase {
 		)
 	}
 	phases = append(phases,
-		joinKubeletStartPhase,
+		kubeletStartPhase,
 		kubeletBootstrapPhase,
 	)
 	if controlPlane {

@@ -7,21 +7,39 @@ import (
 
 	"github.com/kubeboot/kubeboot/pkg/config"
 	"github.com/kubeboot/kubeboot/pkg/kubelet"
+	"github.com/kubeboot/kubeboot/pkg/rootfs"
 	"github.com/kubeboot/kubeboot/pkg/systemd"
 )
 
+// kubeletStartPhase writes the kubelet's files and (re)starts it. A
+// kubelet without credentials of its own (a joining node's: init writes
+// kubelet.conf in the kubeconfig phase) also gets the bootstrap
+// kubeconfig it trades for its certificate (TLS bootstrap).
 var kubeletStartPhase = Phase{
 	Name:  "kubelet-start",
-	Short: "Write the kubelet's configuration, flags and systemd drop-in",
+	Short: "Write the kubelet's configuration, flags, systemd drop-in and, to join, its bootstrap kubeconfig; (re)start it",
 	Inputs: func(r *Run) (any, error) {
-		return []any{withResolver(r).Kubelet, r.Cfg.Init.NodeRegistration, r.Cfg.Init.LocalAPIEndpoint}, nil
+		// The token is hashed with the rest, never stored in the journal.
+		return []any{withResolver(r).Kubelet, r.Cfg.Init.NodeRegistration, r.Cfg.Init.LocalAPIEndpoint,
+			r.tlsBootstrapToken(), r.joined()}, nil
 	},
 	Render: func(_ context.Context, r *Run) (Output, error) {
 		files, err := kubelet.Render(withResolver(r))
 		if err != nil {
 			return Output{}, err
 		}
-		return Output{Files: files, Summary: "config.yaml, kubeadm-flags.env, 10-kubeadm.conf"}, nil
+		summary := "config.yaml, kubeadm-flags.env, 10-kubeadm.conf"
+		// A node that already holds its credentials keeps them; the token
+		// may be long expired.
+		if r.tlsBootstrapToken() != "" && !r.joined() {
+			conf, err := r.bootstrapKubeconfig()
+			if err != nil {
+				return Output{}, err
+			}
+			files = append(files, rootfs.File{Path: kubelet.BootstrapKubeconfigPath, Mode: 0o600, Data: conf, Secret: true})
+			summary += ", bootstrap-kubelet.conf"
+		}
+		return Output{Files: files, Summary: summary}, nil
 	},
 	Apply: restartKubelet,
 }

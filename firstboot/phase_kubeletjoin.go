@@ -14,39 +14,15 @@ import (
 
 	"github.com/kubeboot/kubeboot/pkg/kubelet"
 	"github.com/kubeboot/kubeboot/pkg/postinstall"
-	"github.com/kubeboot/kubeboot/pkg/rootfs"
 )
 
-// joinKubeletStartPhase writes what init's kubelet-start writes, from the
-// cluster's kubelet-config, plus the bootstrap kubeconfig the kubelet
-// trades for its own certificate (TLS bootstrap).
-var joinKubeletStartPhase = Phase{
-	Name:  "kubelet-start",
-	Short: "Write the kubelet's configuration and bootstrap kubeconfig, and (re)start the kubelet",
-	Inputs: func(r *Run) (any, error) {
-		// The token is hashed with the rest, never stored in the journal.
-		return []any{withResolver(r).Kubelet, r.Cfg.Init.NodeRegistration, r.Cfg.Init.LocalAPIEndpoint,
-			r.Join.Join.Discovery.TLSBootstrapToken, r.joined()}, nil
-	},
-	Render: func(_ context.Context, r *Run) (Output, error) {
-		files, err := kubelet.Render(withResolver(r))
-		if err != nil {
-			return Output{}, err
-		}
-		summary := "config.yaml, kubeadm-flags.env, 10-kubeadm.conf"
-		// A node that already holds its credentials keeps them; the token
-		// may be long expired.
-		if !r.joined() {
-			conf, err := r.bootstrapKubeconfig()
-			if err != nil {
-				return Output{}, err
-			}
-			files = append(files, rootfs.File{Path: kubelet.BootstrapKubeconfigPath, Mode: 0o600, Data: conf, Secret: true})
-			summary += ", bootstrap-kubelet.conf"
-		}
-		return Output{Files: files, Summary: summary}, nil
-	},
-	Apply: restartKubelet,
+// tlsBootstrapToken is the token a joining kubelet bootstraps with; ""
+// on a node that does not join.
+func (r *Run) tlsBootstrapToken() string {
+	if r.Join == nil {
+		return ""
+	}
+	return r.Join.Join.Discovery.TLSBootstrapToken
 }
 
 // bootstrapKubeconfig is kubeadm's bootstrap-kubelet.conf: the cluster
@@ -56,7 +32,7 @@ func (r *Run) bootstrapKubeconfig() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	token := r.Join.Join.Discovery.TLSBootstrapToken
+	token := r.tlsBootstrapToken()
 	if token == "" {
 		return nil, errors.New("no TLS bootstrap token: set discovery.tlsBootstrapToken (or discovery.bootstrapToken.token)")
 	}

@@ -63,7 +63,7 @@ var joinPreflightPhase = Phase{
 		checks := preflight.JoinChecks(r.Cfg, cp, r.Join.Join.CACertPath)
 		// Discovery keeps no journal record, but leaves its state file.
 		state, _ := r.readOptional(r.statePath(clusterConfigState))
-		resumed := resumedIgnores(checks, state != nil || r.doneAny(certsPhase, joinKubeletStartPhase))
+		resumed := resumedIgnores(checks, state != nil || r.doneAny(certsPhase, kubeletStartPhase))
 		ignore := append(append([]string{}, r.IgnorePreflightErrors...), resumed...)
 		rep, err := preflight.RunJoin(ctx, r.Cfg, cp, r.Join.Join.CACertPath, preflight.HostEnv(r.Root), ignore)
 		return reportPreflight(r, rep, err)

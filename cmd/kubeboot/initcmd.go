@@ -84,7 +84,8 @@ func newInitCommand(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-func runFlow(cmd *cobra.Command, g *globalFlags, f *initFlags, phases []firstboot.Phase, skip []string) error {
+// flowOptions are the options init and join share, from their flags.
+func flowOptions(cmd *cobra.Command, g *globalFlags, f *initFlags, skip []string) (firstboot.Options, error) {
 	opts := firstboot.Options{
 		Root:                  f.root,
 		DryRun:                f.dryRun,
@@ -100,12 +101,20 @@ func runFlow(cmd *cobra.Command, g *globalFlags, f *initFlags, phases []firstboo
 	if f.configFile != "" {
 		name, data, err := readConfig(f.configFile, cmd.InOrStdin())
 		if err != nil {
-			return err
+			return opts, err
 		}
 		opts.ConfigSource, opts.ConfigData = name, data
 	}
 	if os.Getenv("NOTIFY_SOCKET") != "" {
 		opts.Notify = func(state string) { daemon.SdNotify(false, state) }
+	}
+	return opts, nil
+}
+
+func runFlow(cmd *cobra.Command, g *globalFlags, f *initFlags, phases []firstboot.Phase, skip []string) error {
+	opts, err := flowOptions(cmd, g, f, skip)
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -8,14 +8,11 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
 
 	"github.com/kubeboot/kubeboot/firstboot"
 	"github.com/kubeboot/kubeboot/pkg/config"
-	"github.com/kubeboot/kubeboot/pkg/host"
 	"github.com/kubeboot/kubeboot/pkg/preflight"
-	"github.com/kubeboot/kubeboot/pkg/version"
 )
 
 // joinFlags are kubeadm join's flags, plus --join-secret.
@@ -176,26 +173,10 @@ func joinConfig(cmd *cobra.Command, f *joinFlags, args []string, opts firstboot.
 }
 
 func runJoin(cmd *cobra.Command, g *globalFlags, f *joinFlags, args []string, skip []string, force bool) error {
-	opts := firstboot.Options{
-		Root:                  f.root,
-		DryRun:                f.dryRun,
-		SkipPhases:            skip,
-		IgnorePreflightErrors: f.ignoreErrors,
-		Facts:                 host.Facts{},
-		Out:                   cmd.OutOrStdout(),
-		Log:                   g.logger(),
-		Version:               version.Version,
-		Force:                 force,
-	}
-	if f.configFile != "" {
-		name, data, err := readConfig(f.configFile, cmd.InOrStdin())
-		if err != nil {
-			return err
-		}
-		opts.ConfigSource, opts.ConfigData = name, data
-	}
-	if os.Getenv("NOTIFY_SOCKET") != "" {
-		opts.Notify = func(state string) { daemon.SdNotify(false, state) }
+	f.force = force
+	opts, err := flowOptions(cmd, g, &f.initFlags, skip)
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/kubeboot/kubeboot/test/containerdconf"
 	"io"
 	"log"
 	"net"
@@ -181,7 +182,7 @@ func (p agentParams) setUp(lg *log.Logger) (int, error) {
 	if err := os.WriteFile("/etc/resolv.conf", []byte(p.Resolv), 0o644); err != nil {
 		return 0, err
 	}
-	if err := os.WriteFile("/etc/containerd/config.toml", []byte(containerdConfig(p.Pause)), 0o644); err != nil {
+	if err := os.WriteFile("/etc/containerd/config.toml", []byte(containerdconf.Render(p.Pause, "/opt/cni/bin")), 0o644); err != nil {
 		return 0, err
 	}
 	bin, err := exec.LookPath("containerd")
@@ -268,30 +269,4 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
-}
-
-// containerdConfig is test/node's, with the CNI plugins in the node's
-// /opt/cni/bin.
-func containerdConfig(pause string) string {
-	return fmt.Sprintf(`version = 2
-root = "/var/lib/containerd"
-state = "/run/containerd"
-[grpc]
-  address = "/run/containerd/containerd.sock"
-[plugins."io.containerd.grpc.v1.cri"]
-  # Root here lacks CAP_SYS_RESOURCE: runc cannot set the sandbox's
-  # oom_score_adj otherwise (../shared/docs/environment.md).
-  restrict_oom_score_adj = true
-  sandbox_image = %q
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/opt/cni/bin"
-    conf_dir = "/etc/cni/net.d"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-`, pause)
 }

@@ -20,8 +20,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubeboot/kubeboot/pkg/config"
 	"github.com/kubeboot/kubeboot/pkg/cri"
+	"github.com/kubeboot/kubeboot/pkg/images"
 	"github.com/kubeboot/kubeboot/pkg/postinstall"
+	"github.com/kubeboot/kubeboot/test/containerdconf"
 	"github.com/kubeboot/kubeboot/test/probeimage"
 )
 
@@ -78,28 +81,6 @@ func env(t *testing.T, name string) string {
 	return v
 }
 
-const containerdConfig = `version = 2
-root = "/var/lib/containerd"
-state = "/run/containerd"
-[grpc]
-  address = "/run/containerd/containerd.sock"
-[plugins."io.containerd.grpc.v1.cri"]
-  # Root here lacks CAP_SYS_RESOURCE: runc cannot set the sandbox's
-  # oom_score_adj otherwise (../shared/docs/environment.md).
-  restrict_oom_score_adj = true
-  sandbox_image = "registry.k8s.io/pause:3.10.2"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "/etc/cni/net.d"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-`
-
 func kubebootConfig(images string) string {
 	return fmt.Sprintf(`# The node's name and address come from the machine (hostname, default route).
 apiVersion: kubeadm.k8s.io/v1beta4
@@ -155,7 +136,7 @@ func TestNode(t *testing.T) {
 	if err := Network(nodeIP, gatewayIP); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile("/etc/containerd/config.toml", []byte(containerdConfig), 0o644)
+	os.WriteFile("/etc/containerd/config.toml", []byte(containerdconf.Render(images.Pause(config.Defaults()), "/usr/lib/cni")), 0o644)
 	n.start("containerd", []string{"containerd", "--config", "/etc/containerd/config.toml"}, nil)
 	waitFor(t, 30*time.Second, "containerd socket", func() bool { _, err := os.Stat("/run/containerd/containerd.sock"); return err == nil })
 
