@@ -114,7 +114,7 @@ func (p agentParams) setUp(lg *log.Logger) (int, error) {
 	if err := mount("tmpfs", "/run", "tmpfs", 0, "mode=0755"); err != nil {
 		return 0, err
 	}
-	// Overlays over /etc, /var, /opt and /root: the node may create and
+	// Overlays over /etc, /var, /opt, /root and /tmp: the node may create and
 	// change anything there (mount points included) without a byte
 	// reaching the host's disk, and still sees the host's files.
 	for _, d := range p.Overlays {
@@ -136,11 +136,7 @@ func (p agentParams) setUp(lg *log.Logger) (int, error) {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return 0, err
 		}
-		mode := "0755"
-		if d == "/tmp" {
-			mode = "1777"
-		}
-		if err := mount("tmpfs", d, "tmpfs", 0, "mode="+mode); err != nil {
+		if err := mount("tmpfs", d, "tmpfs", 0, "mode=0755"); err != nil {
 			return 0, err
 		}
 	}

@@ -3,8 +3,8 @@
 // sandbox (private mount, network and UTS namespaces made by unshare);
 // there New puts up a bridge and, for each node, an agent process (the test
 // binary again) in its own network, mount and UTS namespaces, with a veth
-// on the bridge, a private file system (tmpfs /run and /tmp, overlays over
-// /etc, /var, /opt and /root, tmpfs over the directories kubeboot, the
+// on the bridge, a private file system (tmpfs /run, overlays over
+// /etc, /var, /opt, /root and /tmp, tmpfs over the directories kubeboot, the
 // kubelet and containerd write), a hosts file naming every node, a
 // resolv.conf naming the test process's NXDOMAIN-only DNS stub, its own
 // sysfs and its own containerd. The test runs commands in a node with
@@ -78,17 +78,19 @@ func Env(t testing.TB, name string) string {
 // overlays are the node's copy-on-write views of the host's directories:
 // anything the node creates there stays in its memory, mount points
 // included, so the harness creates nothing on the host's disk (and does not
-// race test/node, which creates and removes missing mount points).
-var overlays = []string{"/etc", "/var", "/opt", "/root"}
+// race test/node, which creates and removes missing mount points). /tmp
+// is one of them, not a tmpfs: a checkout (and so the binaries under test)
+// may live there.
+var overlays = []string{"/etc", "/var", "/opt", "/root", "/tmp"}
 
 // privateDirs start empty in each node (tmpfs; test/node's list, plus
-// /opt/cni/bin and /tmp). Everything under /run is the node's already.
+// /opt/cni/bin). Everything under /run is the node's already.
 var privateDirs = []string{
 	"/etc/kubernetes", "/etc/containerd", "/etc/cni/net.d", "/etc/modules-load.d", "/etc/sysctl.d",
 	"/etc/systemd/system/kubelet.service.d", "/etc/kubeboot",
 	"/var/lib/kubelet", "/var/lib/etcd", "/var/lib/kubeboot", "/var/lib/containerd", "/var/lib/cni",
 	"/var/log/pods", "/var/log/containers", "/var/log/kubernetes",
-	"/usr/libexec/kubernetes", "/opt/cni/bin", "/tmp",
+	"/usr/libexec/kubernetes", "/opt/cni/bin",
 }
 
 // hostKnobs are global (not per network namespace) kernel settings a

@@ -426,6 +426,21 @@ func kubeadmJoin(t *testing.T, ctx context.Context, n, first *Node, cs kubernete
 		t.Fatal(err)
 	}
 	t.Logf("BENCH real kubeadm join (worker) %s: kubeadm join → done %s, → node Ready %s", n.Name, done.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+
+	// kubeadm reads kubeboot's kube-system/kubeadm-certs with the join
+	// secret's certificate key, as a kubeadm control-plane join would.
+	out, err = n.Run(ctx, filepath.Join(k8sBin, "kubeadm"), "join", "phase", "control-plane-prepare", "download-certs", s.APIServerEndpoint,
+		"--control-plane", "--certificate-key", s.CertificateKey, "--token", s.Token, "--discovery-token-ca-cert-hash", s.CACertHashes[0])
+	if err != nil {
+		t.Fatalf("kubeadm join phase control-plane-prepare download-certs: %v\n%s", err, out)
+	}
+	for _, f := range []string{"ca.key", "sa.key", "front-proxy-ca.key", "etcd/ca.key"} {
+		got, err1 := n.ReadFile("/etc/kubernetes/pki/" + f)
+		want, err2 := first.ReadFile("/etc/kubernetes/pki/" + f)
+		if err1 != nil || err2 != nil || string(got) != string(want) {
+			t.Errorf("kubeadm's download of %s from kubeboot's upload differs from the first node's (%v, %v)", f, err1, err2)
+		}
+	}
 }
 
 // rejoinWithKills resets a joined node, then joins it again through the
