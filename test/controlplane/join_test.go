@@ -2,9 +2,9 @@ package controlplane
 
 import (
 	"bytes"
-	"fmt"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
