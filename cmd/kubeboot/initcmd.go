@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -56,30 +57,12 @@ func newInitCommand(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringSliceVar(&f.skipPhases, "skip-phases", nil, "phases to skip, comma-separated")
 	fl.StringSliceVar(&f.ignoreErrors, "ignore-preflight-errors", nil, "preflight checks whose errors become warnings, comma-separated, or all")
 
-	phaseCmd := &cobra.Command{Use: "phase", Short: "Run one phase of the init flow"}
-	for _, p := range phases {
-		if p.Name == "config" {
-			continue
-		}
-		name := p.Name
-		phaseCmd.AddCommand(&cobra.Command{
-			Use:   name,
-			Short: p.Short,
-			Args:  exactArgs(0),
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				// One phase alone: the configuration, then that phase. Its
-				// prerequisites are read from disk, as after a reboot.
-				f.force = true
-				var skip []string
-				for _, q := range phases {
-					if q.Name != "config" && q.Name != name {
-						skip = append(skip, q.Name)
-					}
-				}
-				return runFlow(cmd, g, f, phases, skip)
-			},
-		})
-	}
+	phaseCmd := phaseCommands("init", phases, nil, func(cmd *cobra.Command, skip []string) error {
+		// One phase alone: the configuration, then that phase. Its
+		// prerequisites are read from disk, as after a reboot.
+		f.force = true
+		return runFlow(cmd, g, f, phases, skip)
+	})
 	cmd.AddCommand(phaseCmd)
 	return cmd
 }
@@ -109,6 +92,34 @@ func flowOptions(cmd *cobra.Command, g *globalFlags, f *initFlags, skip []string
 		opts.Notify = func(state string) { daemon.SdNotify(false, state) }
 	}
 	return opts, nil
+}
+
+// phaseCommands are `FLOW phase NAME`, one per phase but config (which
+// always runs): each runs its phase, the config phase and those in keep,
+// skipping the rest.
+func phaseCommands(flow string, phases []firstboot.Phase, keep []string, run func(cmd *cobra.Command, skip []string) error) *cobra.Command {
+	phaseCmd := &cobra.Command{Use: "phase", Short: "Run one phase of the " + flow + " flow"}
+	for _, p := range phases {
+		if p.Name == "config" {
+			continue
+		}
+		name := p.Name
+		phaseCmd.AddCommand(&cobra.Command{
+			Use:   name,
+			Short: p.Short,
+			Args:  exactArgs(0),
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				var skip []string
+				for _, q := range phases {
+					if q.Name != "config" && q.Name != name && !slices.Contains(keep, q.Name) {
+						skip = append(skip, q.Name)
+					}
+				}
+				return run(cmd, skip)
+			},
+		})
+	}
+	return phaseCmd
 }
 
 func runFlow(cmd *cobra.Command, g *globalFlags, f *initFlags, phases []firstboot.Phase, skip []string) error {

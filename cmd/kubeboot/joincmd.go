@@ -69,30 +69,11 @@ func newJoinCommand(g *globalFlags) *cobra.Command {
 	fl.StringVar(&f.joinSecret, "join-secret", "", "where to read the join secret init published: a file, file://, http(s):// (polled) or virtio-serial:NAME")
 	cmd.Flags().StringSliceVar(&f.skipPhases, "skip-phases", nil, "phases to skip, comma-separated")
 
-	phaseCmd := &cobra.Command{Use: "phase", Short: "Run one phase of the join flow"}
-	for _, p := range all {
-		if p.Name == "config" {
-			continue
-		}
-		name := p.Name
-		phaseCmd.AddCommand(&cobra.Command{
-			Use:   name,
-			Short: p.Short,
-			Args:  exactArgs(0),
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				var skip []string
-				for _, q := range all {
-					// discovery feeds every later phase the cluster's
-					// configuration; it reads the copy kept at join time
-					// once the node has joined.
-					if q.Name != "config" && q.Name != name && q.Name != "discovery" {
-						skip = append(skip, q.Name)
-					}
-				}
-				return runJoin(cmd, g, f, nil, skip, true)
-			},
-		})
-	}
+	// discovery feeds every later phase the cluster's configuration; once
+	// the node has joined it reads the copy kept at join time.
+	phaseCmd := phaseCommands("join", all, []string{"discovery"}, func(cmd *cobra.Command, skip []string) error {
+		return runJoin(cmd, g, f, nil, skip, true)
+	})
 	cmd.AddCommand(phaseCmd)
 	return cmd
 }
