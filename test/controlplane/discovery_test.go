@@ -93,31 +93,7 @@ func testDiscovery(t *testing.T, e *env, s joinsecret.Secret) {
 	// goes, and discovery must say the token is unknown or expired.
 	t.Run("deleted token", func(t *testing.T) {
 		admin := e.clients("admin.conf")
-		token, err := bootstraputil.GenerateBootstrapToken()
-		if err != nil {
-			t.Fatal(err)
-		}
-		id2, secret2, _ := strings.Cut(token, ".")
-		name := bootstraputil.BootstrapTokenSecretName(id2)
-		_, err = admin.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: metav1.NamespaceSystem},
-			Type:       bootstrapapi.SecretTypeBootstrapToken,
-			StringData: map[string]string{
-				bootstrapapi.BootstrapTokenIDKey:           id2,
-				bootstrapapi.BootstrapTokenSecretKey:       secret2,
-				bootstrapapi.BootstrapTokenUsageSigningKey: "true",
-				bootstrapapi.BootstrapTokenExpirationKey:   time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
-			},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			err := admin.CoreV1().Secrets(metav1.NamespaceSystem).Delete(context.Background(), name, metav1.DeleteOptions{})
-			if err != nil && !apierrors.IsNotFound(err) {
-				t.Errorf("delete %s: %v", name, err)
-			}
-		})
+		token, id2, secret2, name := newToken(t, ctx, admin, time.Now().Add(time.Hour))
 		if !waitSignature(t, admin, id2, true, 60*time.Second) {
 			t.Fatalf("the controller manager's bootstrapsigner did not sign cluster-info for token %s within 60s", id2)
 		}
@@ -131,7 +107,7 @@ func testDiscovery(t *testing.T, e *env, s joinsecret.Secret) {
 		if !waitSignature(t, admin, id2, false, 60*time.Second) {
 			t.Fatalf("the signature for deleted token %s is still in cluster-info after 60s", id2)
 		}
-		_, err = discovery.ByToken(ctx, s.APIServerEndpoint, token, s.CACertHashes, false, 3*time.Second)
+		_, err := discovery.ByToken(ctx, s.APIServerEndpoint, token, s.CACertHashes, false, 3*time.Second)
 		if !errors.Is(err, discovery.ErrUnknownToken) {
 			t.Fatalf("got %v, want an unknown or expired token", err)
 		}
@@ -150,29 +126,8 @@ func testDiscovery(t *testing.T, e *env, s joinsecret.Secret) {
 	// manager's bootstrapsigner skips it and its tokencleaner deletes it).
 	t.Run("expired token", func(t *testing.T) {
 		admin := e.clients("admin.conf")
-		token, err := bootstraputil.GenerateBootstrapToken()
-		if err != nil {
-			t.Fatal(err)
-		}
-		id3, secret3, _ := strings.Cut(token, ".")
-		name := bootstraputil.BootstrapTokenSecretName(id3)
-		_, err = admin.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: metav1.NamespaceSystem},
-			Type:       bootstrapapi.SecretTypeBootstrapToken,
-			StringData: map[string]string{
-				bootstrapapi.BootstrapTokenIDKey:           id3,
-				bootstrapapi.BootstrapTokenSecretKey:       secret3,
-				bootstrapapi.BootstrapTokenUsageSigningKey: "true",
-				bootstrapapi.BootstrapTokenExpirationKey:   time.Now().Add(-time.Minute).UTC().Format(time.RFC3339),
-			},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			admin.CoreV1().Secrets(metav1.NamespaceSystem).Delete(context.Background(), name, metav1.DeleteOptions{})
-		})
-		_, err = discovery.ByToken(ctx, s.APIServerEndpoint, token, s.CACertHashes, false, 3*time.Second)
+		token, _, secret3, _ := newToken(t, ctx, admin, time.Now().Add(-time.Minute))
+		_, err := discovery.ByToken(ctx, s.APIServerEndpoint, token, s.CACertHashes, false, 3*time.Second)
 		if !errors.Is(err, discovery.ErrUnknownToken) {
 			t.Fatalf("got %v, want an unknown or expired token", err)
 		}
@@ -212,4 +167,36 @@ func waitSignature(t *testing.T, admin *kubernetes.Clientset, id string, present
 		time.Sleep(250 * time.Millisecond)
 	}
 	return false
+}
+
+// newToken stores a bootstrap token that may sign cluster-info, expiring
+// at expires, and deletes it when the test ends.
+func newToken(t *testing.T, ctx context.Context, admin kubernetes.Interface, expires time.Time) (token, id, secret, name string) {
+	t.Helper()
+	token, err := bootstraputil.GenerateBootstrapToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, secret, _ = strings.Cut(token, ".")
+	name = bootstraputil.BootstrapTokenSecretName(id)
+	_, err = admin.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: metav1.NamespaceSystem},
+		Type:       bootstrapapi.SecretTypeBootstrapToken,
+		StringData: map[string]string{
+			bootstrapapi.BootstrapTokenIDKey:           id,
+			bootstrapapi.BootstrapTokenSecretKey:       secret,
+			bootstrapapi.BootstrapTokenUsageSigningKey: "true",
+			bootstrapapi.BootstrapTokenExpirationKey:   expires.UTC().Format(time.RFC3339),
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		err := admin.CoreV1().Secrets(metav1.NamespaceSystem).Delete(context.Background(), name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("delete %s: %v", name, err)
+		}
+	})
+	return token, id, secret, name
 }
