@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"filippo.io/age"
 	"fmt"
 	"os"
 	"os/exec"
@@ -33,7 +34,7 @@ import (
 // formationConfig is what every machine boots: the same bytes on each.
 // Only the cgroup v1 allowances of this host differ from a production
 // configuration (../shared/docs/environment.md).
-func formationConfig(rendezvousURL, images string) string {
+func formationConfig(rendezvousURL, images string, id *age.X25519Identity) string {
 	return fmt.Sprintf(`apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration
 nodeRegistration:
@@ -57,12 +58,18 @@ kind: BootConfiguration
 imageArchiveDir: %s
 uploadCerts: true
 manifests: [/etc/kubeboot/addons]
+# Sealed: the rendezvous store (and whoever reads it) sees only age's
+# ciphertext; every machine holds the identity that opens it.
+joinSecret:
+  recipients: [%s]
+join:
+  identity: %s
 cluster:
   rendezvous:
     url: %s
     controlPlaneReplicas: 2
     leaseDuration: 3m
-`, images, rendezvousURL)
+`, images, id.Recipient(), id, rendezvousURL)
 }
 
 const configPath = "/etc/kubeboot/config.yaml"
@@ -96,7 +103,11 @@ func TestFormation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	cfg := formationConfig(url+"/cluster-a", images)
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := formationConfig(url+"/cluster-a", images, id)
 	flannel, err := os.ReadFile(filepath.Join(addons, "flannel.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +172,18 @@ func TestFormation(t *testing.T) {
 		t.Logf("BENCH %s (%s): kubeboot init → done (node Ready) %s; %s", b.node.Name, b.role, b.took.Round(time.Millisecond), phaseTimes(b.out))
 	}
 
+	t.Run("the rendezvous holds the join secret sealed", func(t *testing.T) {
+		doc, ok := store.Object("/cluster-a/join-secret")
+		if !ok {
+			t.Fatal("no join secret at the rendezvous")
+		}
+		if !joinsecret.IsSealed(doc) || strings.Contains(string(doc), "token") {
+			t.Errorf("the join secret at the rendezvous is not sealed:\n%.200s", doc)
+		}
+		if _, err := joinsecret.Open("rendezvous", doc, []age.Identity{id}); err != nil {
+			t.Errorf("the identity does not open it: %v", err)
+		}
+	})
 	t.Run("etcd has two voting members", func(t *testing.T) { checkEtcd(t, ctx, first, []string{first.Name, second.Name}) })
 	t.Run("both API servers healthy; the second serves with the first stopped", func(t *testing.T) {
 		checkAPIServers(t, ctx, first, second)
@@ -174,7 +197,7 @@ func TestFormation(t *testing.T) {
 		checkPodNetwork(t, ctx, cs, worker.Name, second.Name)
 	})
 	t.Run("real kubeadm join of a fourth machine", func(t *testing.T) {
-		kubeadmJoin(t, ctx, c.Nodes[3], first, cs, k8sBin, images)
+		kubeadmJoin(t, ctx, c.Nodes[3], first, cs, k8sBin, images, id)
 	})
 	t.Run("a worker killed at every phase boundary converges", func(t *testing.T) {
 		rejoinWithKills(t, ctx, worker, k8sBin, kubeboot, cs, firstboot.JoinPhases(false))
@@ -395,12 +418,12 @@ func checkPodNetwork(t *testing.T, ctx context.Context, cs kubernetes.Interface,
 
 // kubeadmJoin joins n with real kubeadm, with the token and CA hash of
 // kubeboot's join secret: kubeboot clusters are kubeadm clusters.
-func kubeadmJoin(t *testing.T, ctx context.Context, n, first *Node, cs kubernetes.Interface, k8sBin, images string) {
+func kubeadmJoin(t *testing.T, ctx context.Context, n, first *Node, cs kubernetes.Interface, k8sBin, images string, id age.Identity) {
 	doc, err := first.ReadFile("/var/lib/kubeboot/join-secret.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := joinsecret.Parse("first node", doc)
+	s, err := joinsecret.Open("first node", doc, []age.Identity{id})
 	if err != nil {
 		t.Fatal(err)
 	}
