@@ -226,7 +226,7 @@ func redactNode(doc *yaml.Node, out *bytes.Buffer, i int) {
 // isSecretKey tells whether a configuration field holds a secret.
 func isSecretKey(key string) bool {
 	k := strings.ToLower(key)
-	for _, s := range []string{"token", "password", "passwd", "secret", "key", "credential"} {
+	for _, s := range []string{"token", "password", "passwd", "secret", "key", "credential", "identity"} {
 		if strings.HasSuffix(k, s) {
 			return true
 		}

@@ -17,6 +17,12 @@ discovery:
   tlsBootstrapToken: 123456.abcdefabcdefabcd
 controlPlane:
   certificateKey: ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff
+---
+apiVersion: kubeboot.dev/v1alpha1
+kind: BootConfiguration
+join:
+  identity: AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ
+  identityFile: /etc/kubeboot/age.key
 `, "  ") + `write_files:
 - path: /etc/kubernetes/pki/ca.key
   permissions: '0600'
@@ -31,7 +37,7 @@ runcmd: [x]
 `
 	r := decodeOK(t, cc)
 	out := r.Redacted()
-	for _, secret := range []string{"0123456789abcdef0123", "abcdefabcdefabcd", "ffffffff", "MIIEsecret", "AAAAC3NzaC1lZDI1NTE5AAAAIGx0"} {
+	for _, secret := range []string{"0123456789abcdef0123", "abcdefabcdefabcd", "ffffffff", "MIIEsecret", "AAAAC3NzaC1lZDI1NTE5AAAAIGx0", "AGE-SECRET-KEY"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("Redacted shows %q:\n%s", secret, out)
 		}
@@ -39,7 +45,7 @@ runcmd: [x]
 	for _, shown := range []string{"source: test", "format: cloud-config", "hostname: node-1", "kind: JoinConfiguration",
 		"apiServerEndpoint: 10.0.0.1:6443", "sha256:aaaa", "token: " + RedactedValue, "certificateKey: " + RedactedValue,
 		"/etc/kubernetes/pki/ca.key mode 0600 overwrite:", "secret", "core: ssh-ed25519 " + RedactedValue + " core@example",
-		"cloud-config keys not applied by kubeboot: runcmd", "ttl: 24h0m0s"} {
+		"cloud-config keys not applied by kubeboot: runcmd", "ttl: 24h0m0s", "identityFile: /etc/kubeboot/age.key"} {
 		if !strings.Contains(out, shown) {
 			t.Errorf("Redacted lacks %q:\n%s", shown, out)
 		}
