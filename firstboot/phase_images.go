@@ -14,7 +14,9 @@ var imagesPhase = Phase{
 	Short: "Import the control-plane images from the archive directory, then pull what is still missing",
 	Inputs: func(r *Run) (any, error) {
 		files, _ := cri.ArchiveFiles(r.Writer.HostPath(r.Cfg.Boot.ImageArchiveDir))
-		return []any{images.List(r.Cfg), files, r.Cfg.Init.NodeRegistration.CRISocket}, nil
+		// The archives' names stand for their contents: reading every
+		// archive's index here would cost each re-run a second or so.
+		return []any{images.List(r.Cfg), r.worker(), files, r.Cfg.Init.NodeRegistration.CRISocket}, nil
 	},
 	Apply: func(ctx context.Context, r *Run) (string, error) {
 		nr := r.Cfg.Init.NodeRegistration
@@ -62,12 +64,16 @@ var imagesPhase = Phase{
 	},
 }
 
-// wantedImages are kubeadm's images for this configuration plus every
-// image the archive directory holds: an add-on's images (a CNI, say) ship
-// beside the control plane's, and an air-gapped node has no other way to
-// get them.
+// wantedImages are kubeadm's images for this node (a worker needs no
+// control-plane images) plus every other image the archive directory
+// holds: an add-on's images (a CNI, say) ship beside the control plane's,
+// and an air-gapped node has no other way to get them.
 func wantedImages(r *Run) []string {
-	list := images.List(r.Cfg)
+	all := images.List(r.Cfg)
+	list := all
+	if r.worker() {
+		list = images.Worker(r.Cfg)
+	}
 	files, _ := cri.ArchiveFiles(r.Writer.HostPath(r.Cfg.Boot.ImageArchiveDir))
 	for _, f := range files {
 		names, err := cri.ArchiveImages(f)
@@ -76,10 +82,15 @@ func wantedImages(r *Run) []string {
 			continue
 		}
 		for _, n := range names {
-			if !slices.ContainsFunc(list, func(l string) bool { return cri.SameImage(l, n) }) {
+			known := func(l string) bool { return cri.SameImage(l, n) }
+			if !slices.ContainsFunc(all, known) && !slices.ContainsFunc(list, known) {
 				list = append(list, n)
 			}
 		}
 	}
 	return list
 }
+
+// worker tells whether this node runs no control plane: it joins, and not
+// as a control-plane node.
+func (r *Run) worker() bool { return r.Join != nil && r.Join.Join.ControlPlane == nil }

@@ -42,6 +42,23 @@ func List(cfg *config.Config) []string {
 	return out
 }
 
+// Worker returns what a node without a control plane runs: kube-proxy,
+// CoreDNS (which may be scheduled there) and pause; List without the
+// control-plane components and etcd.
+func Worker(cfg *config.Config) []string {
+	cp := map[string]bool{
+		Kubernetes(cfg, "kube-apiserver"): true, Kubernetes(cfg, "kube-controller-manager"): true,
+		Kubernetes(cfg, "kube-scheduler"): true, Etcd(cfg): true,
+	}
+	var out []string
+	for _, img := range List(cfg) {
+		if !cp[img] {
+			out = append(out, img)
+		}
+	}
+	return out
+}
+
 // Kubernetes is the image of a component built from the Kubernetes
 // repository, tagged with the cluster's version.
 func Kubernetes(cfg *config.Config, component string) string {

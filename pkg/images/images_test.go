@@ -1,6 +1,7 @@
 package images
 
 import (
+	"strings"
 	"slices"
 	"testing"
 
@@ -101,5 +102,18 @@ func TestList(t *testing.T) {
 				t.Errorf("Images:\n got %q\nwant %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestWorker(t *testing.T) {
+	cfg := config.Defaults()
+	got := strings.Join(Worker(cfg), " ")
+	want := Kubernetes(cfg, "kube-proxy") + " " + CoreDNS(cfg) + " " + Pause(cfg)
+	if got != want {
+		t.Errorf("Worker = %s, want %s", got, want)
+	}
+	cfg.Cluster.Proxy.Disabled = true
+	if got := Worker(cfg); len(got) != 2 {
+		t.Errorf("without kube-proxy: %v", got)
 	}
 }
