@@ -12,7 +12,7 @@ import (
 
 // kubeadmClusterConfig is kube-system/kubeadm-config's ClusterConfiguration
 // as kubeadm 1.37 writes it (every defaulted field, empty components).
-const kubeadmClusterConfig = `apiServer: {}
+var kubeadmClusterConfig = `apiServer: {}
 apiVersion: kubeadm.k8s.io/v1beta4
 caCertificateValidityPeriod: 87600h0m0s
 certificateValidityPeriod: 8760h0m0s
@@ -25,7 +25,7 @@ encryptionAlgorithm: RSA-2048
 etcd:
   local:
     dataDir: /var/lib/etcd
-imageRepository: registry.k8s.io
+imageRepository: ` + DefaultImageRepository + `
 kind: ClusterConfiguration
 kubernetesVersion: v1.37.2
 networking:

@@ -238,11 +238,11 @@ func ArchiveImages(file string) ([]string, error) {
 }
 
 // SameImage tells whether two names denote the same image
-// ("busybox" and "docker.io/library/busybox:latest" do).
+// (a short name and its fully qualified form do).
 func SameImage(a, b string) bool { return normalize(a) == normalize(b) }
 
 // normalize turns an image name into containerd's full form, so
-// "busybox" and "docker.io/library/busybox:latest" compare equal.
+// a short name and its fully qualified form compare equal.
 func normalize(image string) string {
 	n, err := reference.ParseDockerRef(image)
 	if err != nil {
