@@ -60,12 +60,16 @@ var joinPreflightPhase = Phase{
 	},
 	Apply: func(ctx context.Context, r *Run) (string, error) {
 		cp := r.Join.Join.ControlPlane != nil
-		checks := preflight.JoinChecks(r.Cfg, cp, r.Join.Join.CACertPath)
+		endpoint := ""
+		if b := r.Join.Join.Discovery.BootstrapToken; b != nil {
+			endpoint = b.APIServerEndpoint
+		}
+		checks := preflight.JoinChecks(r.Cfg, cp, r.Join.Join.CACertPath, endpoint)
 		// Discovery keeps no journal record, but leaves its state file.
 		state, _ := r.readOptional(r.statePath(clusterConfigState))
 		resumed := resumedIgnores(checks, state != nil || r.doneAny(certsPhase, kubeletStartPhase))
 		ignore := append(append([]string{}, r.IgnorePreflightErrors...), resumed...)
-		rep, err := preflight.RunJoin(ctx, r.Cfg, cp, r.Join.Join.CACertPath, preflight.HostEnv(r.Root), ignore)
+		rep, err := preflight.RunJoin(ctx, r.Cfg, cp, r.Join.Join.CACertPath, endpoint, preflight.HostEnv(r.Root), ignore)
 		return reportPreflight(r, rep, err)
 	},
 }

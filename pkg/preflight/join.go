@@ -12,8 +12,10 @@ import (
 // ports, manifests and etcd directory. caCertPath is the join
 // configuration's caCertPath, which a worker must not have yet. They run
 // before discovery, so the cluster's version is not known: the kubelet is
-// checked against kubeboot's own target version.
-func JoinChecks(cfg *config.Config, controlPlane bool, caCertPath string) []Check {
+// checked against kubeboot's own target version. discoveryEndpoint is
+// token discovery's host:port ("" for file discovery): a proxy in the way
+// of it is reported (HTTPProxy), as kubeadm does.
+func JoinChecks(cfg *config.Config, controlPlane bool, caCertPath, discoveryEndpoint string) []Check {
 	nr := cfg.Init.NodeRegistration
 	v4, v6 := families(cfg)
 	checks := []Check{
@@ -43,6 +45,9 @@ func JoinChecks(cfg *config.Config, controlPlane bool, caCertPath string) []Chec
 		fileContentCheck(ipv6Forward, "1", v6, "IPv6"),
 		fileContentCheck(bridgeNFIP6Tables, "1", v6, "IPv6"),
 	)
+	if discoveryEndpoint != "" {
+		checks = append(checks, httpProxyCheck(discoveryEndpoint))
+	}
 	if !controlPlane {
 		return checks
 	}
@@ -71,7 +76,7 @@ func JoinChecks(cfg *config.Config, controlPlane bool, caCertPath string) []Chec
 
 // RunJoin runs the join checks with the command line's ignore list plus
 // the join configuration's nodeRegistration.ignorePreflightErrors.
-func RunJoin(ctx context.Context, cfg *config.Config, controlPlane bool, caCertPath string, env Env, ignore []string) (Report, error) {
+func RunJoin(ctx context.Context, cfg *config.Config, controlPlane bool, caCertPath, discoveryEndpoint string, env Env, ignore []string) (Report, error) {
 	all := append(append([]string(nil), ignore...), cfg.Init.NodeRegistration.IgnorePreflightErrors...)
-	return RunChecks(ctx, JoinChecks(cfg, controlPlane, caCertPath), env, all)
+	return RunChecks(ctx, JoinChecks(cfg, controlPlane, caCertPath, discoveryEndpoint), env, all)
 }

@@ -54,6 +54,8 @@ var (
 		"FileContent--proc-sys-net-ipv4-ip_forward", "FileContent--proc-sys-net-bridge-bridge-nf-call-iptables",
 		"FileContent--proc-sys-net-ipv6-conf-default-forwarding", "FileContent--proc-sys-net-bridge-bridge-nf-call-ip6tables",
 	}
+	// With token discovery (every case here), after the network checks.
+	joinDiscoveryChecks = []string{"HTTPProxy"}
 	joinControlPlaneChecks = []string{
 		"NumCPU", "Mem", "Firewalld", "Port-6443", "Port-10259", "Port-10257",
 		"FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml",
@@ -78,18 +80,18 @@ func TestJoinCheckNames(t *testing.T) {
 		yaml string
 		want []string
 	}{
-		{"worker", "", concat(joinNodeChecks, []string{"FileAvailable--etc-kubernetes-pki-ca.crt"}, joinNetworkChecks)},
+		{"worker", "", concat(joinNodeChecks, []string{"FileAvailable--etc-kubernetes-pki-ca.crt"}, joinNetworkChecks, joinDiscoveryChecks)},
 		{"worker with its own caCertPath", "caCertPath: /etc/pki/cluster/ca.crt\n",
-			concat(joinNodeChecks, []string{"FileAvailable--etc-pki-cluster-ca.crt"}, joinNetworkChecks)},
+			concat(joinNodeChecks, []string{"FileAvailable--etc-pki-cluster-ca.crt"}, joinNetworkChecks, joinDiscoveryChecks)},
 		// A control plane downloads the CA: the file is expected, not checked.
-		{"control plane", "controlPlane: {}\n", concat(joinNodeChecks, joinNetworkChecks, joinControlPlaneChecks)},
+		{"control plane", "controlPlane: {}\n", concat(joinNodeChecks, joinNetworkChecks, joinDiscoveryChecks, joinControlPlaneChecks)},
 		{"control plane on another port", "controlPlane: {localAPIEndpoint: {bindPort: 7443}}\n",
-			concat(joinNodeChecks, joinNetworkChecks, []string{"NumCPU", "Mem", "Firewalld", "Port-7443"}, joinControlPlaneChecks[4:])},
+			concat(joinNodeChecks, joinNetworkChecks, joinDiscoveryChecks, []string{"NumCPU", "Mem", "Firewalld", "Port-7443"}, joinControlPlaneChecks[4:])},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, j := joinConfig(t, tc.yaml)
 			var got []string
-			for _, c := range JoinChecks(cfg, j.Join.ControlPlane != nil, j.Join.CACertPath) {
+			for _, c := range JoinChecks(cfg, j.Join.ControlPlane != nil, j.Join.CACertPath, j.Join.Discovery.BootstrapToken.APIServerEndpoint) {
 				got = append(got, c.Name)
 			}
 			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
@@ -125,7 +127,7 @@ func TestJoinChecksOnMachine(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, j := joinConfig(t, tc.yaml)
-			rep, _ := RunJoin(context.Background(), cfg, j.Join.ControlPlane != nil, j.Join.CACertPath, fakeEnv(t, tc.tree), nil)
+			rep, _ := RunJoin(context.Background(), cfg, j.Join.ControlPlane != nil, j.Join.CACertPath, "10.0.0.2:6443", fakeEnv(t, tc.tree), nil)
 			var failed []string
 			for _, r := range rep.Results {
 				if r.Status == StatusError {
@@ -144,10 +146,10 @@ func TestJoinChecksOnMachine(t *testing.T) {
 func TestRunJoinIgnores(t *testing.T) {
 	cfg, j := joinConfig(t, "nodeRegistration: {ignorePreflightErrors: [FileAvailable--etc-kubernetes-pki-ca.crt]}\n")
 	env := fakeEnv(t, map[string]string{"/etc/kubernetes/pki/ca.crt": "x", "/etc/kubernetes/kubelet.conf": "x"})
-	if _, err := RunJoin(context.Background(), cfg, false, j.Join.CACertPath, env, []string{"FileAvailable--etc-kubernetes-kubelet.conf"}); err != nil {
+	if _, err := RunJoin(context.Background(), cfg, false, j.Join.CACertPath, "10.0.0.2:6443", env, []string{"FileAvailable--etc-kubernetes-kubelet.conf"}); err != nil {
 		t.Errorf("both failures ignored, yet: %v", err)
 	}
-	if _, err := RunJoin(context.Background(), cfg, false, j.Join.CACertPath, env, nil); err == nil || !strings.Contains(err.Error(), "kubelet.conf") {
+	if _, err := RunJoin(context.Background(), cfg, false, j.Join.CACertPath, "10.0.0.2:6443", env, nil); err == nil || !strings.Contains(err.Error(), "kubelet.conf") {
 		t.Errorf("only the configuration's ignore applied: %v", err)
 	}
 }
