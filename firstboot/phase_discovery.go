@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -72,13 +73,10 @@ var discoveryPhase = Phase{
 // KubeletConfiguration documents.
 func (r *Run) discover(ctx context.Context) (info *clientcmdapi.Config, cc, kc []byte, from string, err error) {
 	if r.joined() {
-		infoData, err1 := r.readOptional(r.statePath(clusterInfoState))
-		all, err2 := r.readOptional(r.statePath(clusterConfigState))
-		if err1 == nil && err2 == nil && infoData != nil && all != nil {
-			if info, err := clientcmd.Load(infoData); err == nil {
-				cc, kc, _ := bytes.Cut(all, []byte("\n---\n"))
-				return info, cc, kc, "as read when this node joined", nil
-			}
+		all, err := r.readOptional(r.statePath(clusterConfigState))
+		if info, ierr := r.clusterInfoConfig(); err == nil && ierr == nil && all != nil {
+			cc, kc, _ := bytes.Cut(all, []byte("\n---\n"))
+			return info, cc, kc, "as read when this node joined", nil
 		}
 	}
 	d := r.Join.Join.Discovery
@@ -168,8 +166,8 @@ func stripCredentials(info *clientcmdapi.Config) *clientcmdapi.Config {
 
 // tokenID is the public half of a bootstrap token, safe to print.
 func tokenID(token string) string {
-	if i := bytes.IndexByte([]byte(token), '.'); i > 0 {
-		return token[:i]
+	if id, _, ok := strings.Cut(token, "."); ok && id != "" {
+		return id
 	}
 	return "<invalid>"
 }

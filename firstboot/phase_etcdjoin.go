@@ -2,6 +2,7 @@ package firstboot
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -87,9 +88,7 @@ var etcdPromotePhase = Phase{
 // etcdClient reaches the cluster's etcd as the API server does, through
 // the members the cluster lists.
 func (r *Run) etcdClient(ctx context.Context) (etcdmember.Client, etcdmember.Member, error) {
-	pki := r.Cfg.Cluster.CertificatesDir
-	tls, err := etcdmember.ClientTLS(r.Writer.HostPath(path.Join(pki, "etcd/ca.crt")),
-		r.Writer.HostPath(path.Join(pki, "apiserver-etcd-client.crt")), r.Writer.HostPath(path.Join(pki, "apiserver-etcd-client.key")))
+	creds, err := r.etcdTLS()
 	if err != nil {
 		return etcdmember.Client{}, etcdmember.Member{}, err
 	}
@@ -98,7 +97,15 @@ func (r *Run) etcdClient(ctx context.Context) (etcdmember.Client, etcdmember.Mem
 	if err != nil {
 		return etcdmember.Client{}, self, err
 	}
-	return etcdmember.Client{Endpoints: endpoints, TLS: tls, Log: r.Log}, self, nil
+	return etcdmember.Client{Endpoints: endpoints, TLS: creds, Log: r.Log}, self, nil
+}
+
+// etcdTLS authenticates to etcd as the API server does: its etcd client
+// certificate, and the etcd CA.
+func (r *Run) etcdTLS() (*tls.Config, error) {
+	pki := r.Cfg.Cluster.CertificatesDir
+	return etcdmember.ClientTLS(r.Writer.HostPath(path.Join(pki, "etcd/ca.crt")),
+		r.Writer.HostPath(path.Join(pki, "apiserver-etcd-client.crt")), r.Writer.HostPath(path.Join(pki, "apiserver-etcd-client.key")))
 }
 
 // etcdEndpoints are the client URLs of the cluster's etcd members: the

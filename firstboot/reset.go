@@ -208,16 +208,14 @@ var resetEtcdMemberPhase = Phase{
 		if err != nil {
 			return err.Error(), nil
 		}
-		pki := r.Cfg.Cluster.CertificatesDir
-		tls, err := etcdmember.ClientTLS(r.Writer.HostPath(path.Join(pki, "etcd/ca.crt")),
-			r.Writer.HostPath(path.Join(pki, "apiserver-etcd-client.crt")), r.Writer.HostPath(path.Join(pki, "apiserver-etcd-client.key")))
+		creds, err := r.etcdTLS()
 		if err != nil {
 			r.warn("remove-etcd-member", "member "+self.Name+" not removed: "+err.Error())
 			return "", nil
 		}
 		ctx, cancel := context.WithTimeout(ctx, r.Cfg.Init.Timeouts.EtcdAPICall.Duration)
 		defer cancel()
-		c := etcdmember.Client{Endpoints: []string{clientURL}, TLS: tls, Log: r.Log}
+		c := etcdmember.Client{Endpoints: []string{clientURL}, TLS: creds, Log: r.Log}
 		switch err := c.Remove(ctx, self); {
 		case errors.Is(err, etcdmember.ErrLastVoter):
 			return "member " + self.Name + " is the last one: nothing to leave", nil
