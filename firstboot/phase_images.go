@@ -56,7 +56,9 @@ var imagesPhase = Phase{
 				r.Log.Info("image", "report", ir.String())
 			},
 		}
-		rep, err := e.Run(ctx, wantedImages(r))
+		wanted, declared := wantedImages(r)
+		e.Declared = declared
+		rep, err := e.Run(ctx, wanted)
 		if err != nil {
 			return "", err
 		}
@@ -67,20 +69,24 @@ var imagesPhase = Phase{
 // wantedImages are kubeadm's images for this node (a worker needs no
 // control-plane images) plus every other image the archive directory
 // holds: an add-on's images (a CNI, say) ship beside the control plane's,
-// and an air-gapped node has no other way to get them.
-func wantedImages(r *Run) []string {
+// and an air-gapped node has no other way to get them. declared is what
+// each readable archive holds, for the import to use without reading it
+// again.
+func wantedImages(r *Run) (list []string, declared map[string][]string) {
 	all := images.List(r.Cfg)
-	list := all
+	list = all
 	if r.worker() {
 		list = images.Worker(r.Cfg)
 	}
+	declared = map[string][]string{}
 	files, _ := cri.ArchiveFiles(r.Writer.HostPath(r.Cfg.Boot.ImageArchiveDir))
 	for _, f := range files {
 		names, err := cri.ArchiveImages(f)
 		if err != nil {
-			// Ensure reports unreadable archives itself.
+			// Ensure reads it again and reports it.
 			continue
 		}
+		declared[f] = names
 		for _, n := range names {
 			known := func(l string) bool { return cri.SameImage(l, n) }
 			if !slices.ContainsFunc(all, known) && !slices.ContainsFunc(list, known) {
@@ -88,7 +94,7 @@ func wantedImages(r *Run) []string {
 			}
 		}
 	}
-	return list
+	return list, declared
 }
 
 // worker tells whether this node runs no control plane: it joins, and not

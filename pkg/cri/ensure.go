@@ -113,6 +113,10 @@ type Ensure struct {
 	// Settle bounds the wait for the CRI to see imported images: containerd
 	// 1.6 learns of them through events, a moment after the import.
 	Settle time.Duration
+	// Declared, when set, holds what the caller already read of each
+	// archive (ArchiveImages by file), so that no archive is read twice;
+	// archives missing from it are read here.
+	Declared map[string][]string
 }
 
 // Run ensures the images and reports on each. The error is the report's
@@ -276,7 +280,11 @@ func (e Ensure) importArchives(ctx context.Context, images []string, missing []i
 		if len(want) == 0 {
 			break
 		}
-		declared, err := ArchiveImages(file)
+		declared, ok := e.Declared[file]
+		var err error
+		if !ok {
+			declared, err = ArchiveImages(file)
+		}
 		if err != nil {
 			imp.unreadable = append(imp.unreadable, err)
 			rep.Archives = append(rep.Archives, ArchiveResult{File: file, Err: err})

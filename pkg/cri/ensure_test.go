@@ -215,3 +215,39 @@ func set(list []string) map[string]bool {
 	}
 	return m
 }
+
+// TestEnsureDeclared: archives the caller already read are not read again
+// (Ensure trusts Declared), and an unreadable archive before them does not
+// spoil them.
+func TestEnsureDeclared(t *testing.T) {
+	img := tinyImage(t, []byte("x"), true)
+	dir := t.TempDir()
+	const pause = "registry.k8s.io/pause:3.10.2"
+	broken, good := filepath.Join(dir, "a-broken.tar"), filepath.Join(dir, "b-pause.tar")
+	if err := os.WriteFile(broken, []byte("not a tar"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeOCIArchive(t, good, img, pause)
+	for _, tc := range []struct {
+		name     string
+		declared map[string][]string
+		want     State
+		imported []string
+	}{
+		{"declared as holding it, after an unreadable one", map[string][]string{good: {pause}}, Imported, []string{"b-pause.tar"}},
+		{"declared as holding something else: not read, not imported", map[string][]string{good: {"example.com/other:1"}}, Missing, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := &fakeRuntime{have: map[string]bool{}, pullable: map[string]bool{}, hidden: map[string]bool{}}
+			imp := &fakeImporter{rt: rt}
+			e := Ensure{Runtime: rt, Importer: imp, ArchiveDir: dir, Policy: PullNever, Settle: time.Second, Declared: tc.declared}
+			rep, _ := e.Run(context.Background(), []string{pause})
+			if got := rep.Images[0].State; got != tc.want {
+				t.Errorf("state %s, want %s (%v)", got, tc.want, rep.Images[0].Err)
+			}
+			if !slices.Equal(imp.files, tc.imported) {
+				t.Errorf("imported %v, want %v", imp.files, tc.imported)
+			}
+		})
+	}
+}
