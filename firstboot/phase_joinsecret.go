@@ -152,7 +152,7 @@ var joinSecretPhase = Phase{
 			names = append(names, sink.String())
 		}
 		if rv := r.Cfg.Boot.Cluster.Rendezvous; rv != nil {
-			store := r.rendezvousStore()
+			store := rendezvousStore(r.Cfg, r.Log)
 			if err := store.Publish(ctx, r.Cfg.Init.NodeRegistration.Name, doc); err != nil {
 				return "", err
 			}

@@ -4,14 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/kubeboot/kubeboot/pkg/config"
 	"github.com/kubeboot/kubeboot/pkg/rendezvous"
 )
 
-func (r *Run) rendezvousStore() *rendezvous.Store {
-	return &rendezvous.Store{URL: r.Cfg.Boot.Cluster.Rendezvous.URL, Log: r.Log}
+// rendezvousStore is the store the configuration names.
+func rendezvousStore(cfg *config.Config, log *slog.Logger) *rendezvous.Store {
+	return &rendezvous.Store{URL: cfg.Boot.Cluster.Rendezvous.URL, Log: log}
 }
 
 // Role is what the rendezvous decided for this machine.
@@ -34,8 +36,7 @@ type Role struct {
 // machine that reboots mid-way gets the same role again.
 func Rendezvous(ctx context.Context, opts Options, cfg *config.Config) (Role, error) {
 	rv := cfg.Boot.Cluster.Rendezvous
-	r := &Run{Options: opts, Cfg: cfg}
-	store := r.rendezvousStore()
+	store := rendezvousStore(cfg, opts.Log)
 	node := cfg.Init.NodeRegistration.Name
 	ctx, cancel := context.WithTimeout(ctx, rv.Timeout.Duration)
 	defer cancel()
@@ -104,8 +105,7 @@ func joinFromRendezvous(cfg *config.Config, controlPlane bool, secret []byte) (*
 // rather than form a second cluster.
 func KeepClaim(ctx context.Context, opts Options, cfg *config.Config, lost func()) {
 	rv := cfg.Boot.Cluster.Rendezvous
-	r := &Run{Options: opts, Cfg: cfg}
-	store := r.rendezvousStore()
+	store := rendezvousStore(cfg, opts.Log)
 	every := rv.LeaseDuration.Duration / 3
 	for {
 		select {

@@ -81,7 +81,7 @@ func newJoinCommand(g *globalFlags) *cobra.Command {
 // joinConfig builds the join configuration from the file or userdata and
 // the command line, then defaults and validates it: bad input exits with
 // status 2 before anything is written.
-func joinConfig(cmd *cobra.Command, f *joinFlags, args []string, opts firstboot.Options) (*config.JoinConfig, error) {
+func joinConfig(f *joinFlags, args []string, opts firstboot.Options) (*config.JoinConfig, error) {
 	var j *config.JoinConfig
 	var err error
 	switch {
@@ -168,7 +168,7 @@ func runJoin(cmd *cobra.Command, g *globalFlags, f *joinFlags, args []string, sk
 		}
 		opts.Userdata = ud
 	}
-	j, err := joinConfig(cmd, f, args, opts)
+	j, err := joinConfig(f, args, opts)
 	if err != nil {
 		return err
 	}
