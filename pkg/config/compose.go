@@ -75,7 +75,8 @@ func ForJoin(j *JoinConfig, source string, clusterYAML, kubeletYAML []byte, node
 	// do: a worker meant to be tainted must never be schedulable, not even
 	// for the moment before a later patch. (init taints its node through
 	// mark-control-plane instead.)
-	if ts := c.Init.NodeRegistration.Taints; len(ts) > 0 && !hasArg(c.Init.NodeRegistration.KubeletExtraArgs, "register-with-taints") {
+	_, set := LastArg(c.Init.NodeRegistration.KubeletExtraArgs, "register-with-taints")
+	if ts := c.Init.NodeRegistration.Taints; len(ts) > 0 && !set {
 		var parts []string
 		for _, t := range ts {
 			parts = append(parts, t.ToString())
@@ -176,13 +177,4 @@ func JoinFromInit(c *Config, controlPlane bool) *JoinConfig {
 		j.Join.NodeRegistration.Taints = nil
 	}
 	return j
-}
-
-func hasArg(args []Arg, name string) bool {
-	for _, a := range args {
-		if a.Name == name {
-			return true
-		}
-	}
-	return false
 }

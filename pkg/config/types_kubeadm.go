@@ -169,6 +169,17 @@ type Arg struct {
 	Value string `json:"value"`
 }
 
+// LastArg returns the value of the last argument called name: the one
+// that wins on a command line, as kubeadm reads extraArgs.
+func LastArg(args []Arg, name string) (string, bool) {
+	for i := len(args) - 1; i >= 0; i-- {
+		if args[i].Name == name {
+			return args[i].Value, true
+		}
+	}
+	return "", false
+}
+
 // EnvVar embeds core/v1's EnvVar as kubeadm does, so valueFrom works too.
 type EnvVar struct {
 	corev1.EnvVar `json:",inline"`

@@ -1,8 +1,8 @@
 package images
 
 import (
-	"strings"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/kubeboot/kubeboot/pkg/config"

@@ -44,14 +44,3 @@ func setArg(args []config.Arg, name, value string) []config.Arg {
 	}
 	return append(args, config.Arg{Name: name, Value: value})
 }
-
-// lastArg returns the value of the last argument called name: the one that
-// wins on a command line.
-func lastArg(args []config.Arg, name string) (string, bool) {
-	for i := len(args) - 1; i >= 0; i-- {
-		if args[i].Name == name {
-			return args[i].Value, true
-		}
-	}
-	return "", false
-}

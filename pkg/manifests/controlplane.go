@@ -173,7 +173,7 @@ func apiServerArgs(cfg *config.Config) []config.Arg {
 		if l := cc.Etcd.Local; l != nil {
 			// The etcd member's advertised client URLs are where the
 			// apiserver finds it.
-			if v, ok := lastArg(l.ExtraArgs, "advertise-client-urls"); ok {
+			if v, ok := config.LastArg(l.ExtraArgs, "advertise-client-urls"); ok {
 				servers = v
 			}
 		}
@@ -184,7 +184,7 @@ func apiServerArgs(cfg *config.Config) []config.Arg {
 	}
 	// A user's authorization-mode replaces this default anyway; a user's
 	// structured authorization-config excludes the flag altogether.
-	if _, ok := lastArg(cc.APIServer.ExtraArgs, "authorization-config"); !ok {
+	if _, ok := config.LastArg(cc.APIServer.ExtraArgs, "authorization-config"); !ok {
 		args = setArg(args, "authorization-mode", "Node,RBAC")
 	}
 	return args
@@ -197,7 +197,7 @@ func controllerManagerPod(cfg *config.Config, opts Options) *corev1.Pod {
 	m.add(kubeconfigVolume, kubeconfig, kubeconfig, true, fileOrCreate)
 	m.addAll(kcm.ExtraVolumes)
 	host := "127.0.0.1"
-	if v, ok := lastArg(kcm.ExtraArgs, "bind-address"); ok {
+	if v, ok := config.LastArg(kcm.ExtraArgs, "bind-address"); ok {
 		host = probeHost(v)
 	}
 	c := corev1.Container{
@@ -258,7 +258,7 @@ func schedulerPod(cfg *config.Config, opts Options) *corev1.Pod {
 	m.add(kubeconfigVolume, kubeconfig, kubeconfig, true, fileOrCreate)
 	m.addAll(s.ExtraVolumes)
 	host := "127.0.0.1"
-	if v, ok := lastArg(s.ExtraArgs, "bind-address"); ok {
+	if v, ok := config.LastArg(s.ExtraArgs, "bind-address"); ok {
 		host = probeHost(v)
 	}
 	args := []config.Arg{

@@ -129,7 +129,7 @@ func etcdClientURL(cfg *config.Config) string {
 // etcdProbeEndpoint probes the first of the listen-metrics-urls a user set,
 // else http on the loopback address and the metrics port.
 func etcdProbeEndpoint(local *config.LocalEtcd, lo string) (string, int32, corev1.URIScheme) {
-	v, ok := lastArg(local.ExtraArgs, "listen-metrics-urls")
+	v, ok := config.LastArg(local.ExtraArgs, "listen-metrics-urls")
 	if !ok {
 		return lo, EtcdMetricsPort, corev1.URISchemeHTTP
 	}

@@ -142,15 +142,9 @@ func Checks(cfg *config.Config) []Check {
 	return checks
 }
 
-// lastArg returns the value of the last argument with that name, as
-// kubeadm reads extraArgs.
+// lastArg is config.LastArg's value alone: "" when the argument is absent.
 func lastArg(args []config.Arg, name string) string {
-	v := ""
-	for _, a := range args {
-		if a.Name == name {
-			v = a.Value
-		}
-	}
+	v, _ := config.LastArg(args, name)
 	return v
 }
 

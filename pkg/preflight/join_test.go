@@ -55,7 +55,7 @@ var (
 		"FileContent--proc-sys-net-ipv6-conf-default-forwarding", "FileContent--proc-sys-net-bridge-bridge-nf-call-ip6tables",
 	}
 	// With token discovery (every case here), after the network checks.
-	joinDiscoveryChecks = []string{"HTTPProxy"}
+	joinDiscoveryChecks    = []string{"HTTPProxy"}
 	joinControlPlaneChecks = []string{
 		"NumCPU", "Mem", "Firewalld", "Port-6443", "Port-10259", "Port-10257",
 		"FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml",
