@@ -130,19 +130,27 @@ func (a Applier) apply(ctx context.Context, obj runtime.Object) (Applied, error)
 // CRD applied just before may have added it).
 func (a Applier) resource(u *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
 	gvk := u.GroupVersionKind()
-	if res, ok := resources[gvk]; ok {
-		gvr := gvk.GroupVersion().WithResource(res.resource)
-		if res.namespaced {
-			// A user's manifest may leave it out, as kubectl allows.
-			if u.GetNamespace() == "" {
-				u.SetNamespace(metav1.NamespaceDefault)
-			}
-			return a.Client.Resource(gvr).Namespace(u.GetNamespace()), nil
-		}
+	gvr, namespaced, err := a.mapping(gvk)
+	if err != nil {
+		return nil, err
+	}
+	if !namespaced {
 		return a.Client.Resource(gvr), nil
 	}
+	// A user's manifest may leave the namespace out, as kubectl allows.
+	if u.GetNamespace() == "" {
+		u.SetNamespace(metav1.NamespaceDefault)
+	}
+	return a.Client.Resource(gvr).Namespace(u.GetNamespace()), nil
+}
+
+// mapping is a kind's resource and scope.
+func (a Applier) mapping(gvk schema.GroupVersionKind) (schema.GroupVersionResource, bool, error) {
+	if res, ok := resources[gvk]; ok {
+		return gvk.GroupVersion().WithResource(res.resource), res.namespaced, nil
+	}
 	if a.Mapper == nil {
-		return nil, fmt.Errorf("kind %s not known to kubeboot", gvk.Kind)
+		return schema.GroupVersionResource{}, false, fmt.Errorf("kind %s not known to kubeboot", gvk.Kind)
 	}
 	m, err := a.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if meta.IsNoMatchError(err) {
@@ -151,19 +159,13 @@ func (a Applier) resource(u *unstructured.Unstructured) (dynamic.ResourceInterfa
 		if meta.IsNoMatchError(err) {
 			// Transient while a CRD is being established; Retry gives up
 			// after its timeout with this message.
-			return nil, transientError{fmt.Errorf("the API server serves no %s: %w", gvk, err)}
+			return schema.GroupVersionResource{}, false, transientError{fmt.Errorf("the API server serves no %s: %w", gvk, err)}
 		}
 	}
 	if err != nil {
-		return nil, err
+		return schema.GroupVersionResource{}, false, err
 	}
-	if m.Scope.Name() == meta.RESTScopeNameNamespace {
-		if u.GetNamespace() == "" {
-			u.SetNamespace(metav1.NamespaceDefault)
-		}
-		return a.Client.Resource(m.Resource).Namespace(u.GetNamespace()), nil
-	}
-	return a.Client.Resource(m.Resource), nil
+	return m.Resource, m.Scope.Name() == meta.RESTScopeNameNamespace, nil
 }
 
 func qualified(ns, name string) string {
