@@ -35,10 +35,9 @@ var userManifestsPhase = Phase{
 		// Namespaces and CRDs first: what lives in them applies next.
 		var first, rest []runtime.Object
 		for _, o := range objs {
-			switch o.GetObjectKind().GroupVersionKind().Kind {
-			case "Namespace", "CustomResourceDefinition":
+			if postinstall.ApplyFirst(o) {
 				first = append(first, o)
-			default:
+			} else {
 				rest = append(rest, o)
 			}
 		}

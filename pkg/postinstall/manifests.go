@@ -46,12 +46,13 @@ func ReadManifests(fsys fs.FS, entries []string) ([]runtime.Object, error) {
 		}
 	}
 	// Stable: within each group, the order of the files and documents.
-	sort.SliceStable(out, func(i, j int) bool { return applyFirst(out[i]) && !applyFirst(out[j]) })
+	sort.SliceStable(out, func(i, j int) bool { return ApplyFirst(out[i]) && !ApplyFirst(out[j]) })
 	return out, nil
 }
 
-// applyFirst tells the kinds other objects live in or are instances of.
-func applyFirst(o runtime.Object) bool {
+// ApplyFirst tells the kinds other objects live in or are instances of:
+// they are applied, and served, before the rest.
+func ApplyFirst(o runtime.Object) bool {
 	switch o.GetObjectKind().GroupVersionKind().GroupKind() {
 	case schema.GroupKind{Kind: "Namespace"}, schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}:
 		return true
